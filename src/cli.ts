@@ -1,0 +1,38 @@
+#!/usr/bin/env node
+/**
+ * The `nixdock` command line: argument parsing only. Each command does its work in one async
+ * function; errors come back here and are mapped to exit codes in one place.
+ */
+import { Command, CommanderError } from 'commander';
+import { registerCommands } from './commands/index.js';
+import { ExitCode, formatError, toNixdockError } from './errors.js';
+import { VERSION } from './version.js';
+
+export async function main(argv: string[]): Promise<number> {
+  const program = new Command('nixdock')
+    .description('Build Docker/OCI images from Nix store closures: fast, cached, reproducible.')
+    .version(VERSION)
+    .showSuggestionAfterError(true)
+    .exitOverride();
+  registerCommands(program);
+  try {
+    await program.parseAsync(argv);
+    return process.exitCode === undefined ? ExitCode.OK : Number(process.exitCode);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version are "errors" to commander with exit code 0.
+      return err.exitCode === 0 ? ExitCode.OK : ExitCode.BAD_INPUT;
+    }
+    const error = toNixdockError(err);
+    if (program.opts().json || process.argv.includes('--json')) {
+      process.stdout.write(JSON.stringify({ ok: false, error: error.toJSON() }) + '\n');
+    }
+    process.stderr.write(formatError(error) + '\n');
+    if (error.code === 'INTERNAL' && process.env.NIXDOCK_DEBUG) console.error(err);
+    return error.exitCode;
+  }
+}
+
+main(process.argv).then((code) => {
+  process.exitCode = code;
+});

@@ -1,0 +1,102 @@
+/**
+ * The resolved (validated, defaults applied, paths absolute) configuration the rest of
+ * nixdock works with. The user-facing input shapes live in ./schema.ts; its parse output
+ * must be assignable to these types.
+ */
+import type { Codec, ContainerConfig, Installable, LayerStrategy, OutputFormat } from '../types.js';
+
+/** Where a spec came from, so errors can point at it. */
+export interface SpecSource {
+  /** Absolute path of the config or spec file. */
+  file: string;
+  /** Field path of the image inside that file, e.g. `images[1]` or `` (a one-image spec file). */
+  field: string;
+}
+
+/** One entry of `contents`, normalised. */
+export type ContentsEntry =
+  | { kind: 'storePath'; path: string }
+  | { kind: 'installable'; installable: Installable }
+  /** A local directory copied into the image root (dockerTools copyToRoot); `path` is absolute. */
+  | { kind: 'localDir'; path: string };
+
+/** A base image (dockerTools fromImage). */
+export type FromImage =
+  /** Registry reference; pinned by digest unless allowTag. */
+  | { kind: 'registry'; ref: string; allowTag: boolean }
+  | { kind: 'docker-archive'; path: string }
+  | { kind: 'oci'; path: string; tag?: string };
+
+export interface ImageSpec {
+  name: string;
+  /** Absent: derived from the image content (stable across machines). */
+  tag?: string;
+  contents: ContentsEntry[];
+  config: ContainerConfig;
+  /** Total layer budget: base + store + customisation layers. 2..127, default 100. */
+  maxLayers: number;
+  /** Default 'stable'. */
+  layering: LayerStrategy;
+  /** RFC 3339 timestamp or 'now'. Default 1970-01-01T00:00:01Z. */
+  created: string;
+  /** RFC 3339 timestamp or 'now' for file mtimes. Default: same as created. */
+  mtime: string;
+  uid: number;
+  gid: number;
+  uname: string;
+  gname: string;
+  /** OCI platform values: amd64, arm64, arm, 386, ppc64le, riscv64, s390x. Default: the host's. */
+  architecture: string;
+  variant?: string;
+  /** Shell run (with /bin/sh) in the customisation tree before it is packed. */
+  extraCommands?: string;
+  /** Default true: store paths go into the image. false: only the customisation layer (dockerTools' includeStorePaths). */
+  includeStorePaths: boolean;
+  /** Default false: include a Nix database registering the closure (dockerTools includeNixDB). */
+  includeNixDB: boolean;
+  fromImage?: FromImage;
+  /** Absolute path to a nixpkgs streamLayeredImage conf.json used verbatim instead of contents/config. */
+  nixpkgsConf?: string;
+  /** Compression of layers in OCI layout outputs and pushes. Default 'none' for layouts. */
+  compression: Codec;
+  /** Registry references pushed after each build (`build` and `watch`). */
+  push: string[];
+  /** Load into these engines after each build. */
+  load: Array<'podman' | 'docker'>;
+  /** Extra files/globs (relative to the project root) the daemon watches for this image. */
+  watch: string[];
+  source: SpecSource;
+}
+
+export type StoreConfig =
+  | { type: 'nix'; storeDir: string }
+  /** A directory laid out like a store; `path` is absolute. storeDir is the logical store dir (default /nix/store). */
+  | { type: 'dir'; path: string; storeDir: string };
+
+export interface DaemonConfig {
+  host: string;
+  port: number;
+  /** Quiet period before a change triggers a build. */
+  debounceMs: number;
+  /** Extra globs to watch, relative to the root. */
+  watch: string[];
+}
+
+export interface ResolvedConfig {
+  /** Absolute path of the config file (or of package.json when the `nixdock` key was used). */
+  configFile: string;
+  /** Project root: the config file's directory. */
+  root: string;
+  store: StoreConfig;
+  outDir: string;
+  cacheDir: string;
+  /** Default output formats of `nixdock build`. Default ['oci']. */
+  formats: OutputFormat[];
+  daemon: DaemonConfig;
+  gc: { keepBuilds: number };
+  images: ImageSpec[];
+  /** Every file the config depended on: the config file, what it imports, matched spec files. The daemon watches these. */
+  dependencies: string[];
+  /** Spec-file globs as written (relative to root), so the daemon can notice new files. */
+  specGlobs: string[];
+}

@@ -1,0 +1,199 @@
+/**
+ * The few types that carry nixdock from a spec to an image on disk.
+ *
+ * Data flows one way through the pipeline stages (see DESIGN.md):
+ *   ImageSpec ─resolve→ Closure ─plan→ LayerGroup[] ─build→ Layer[] ─assemble→ Image ─output→ OutputResult
+ * A stage imports only the types it consumes and produces from here.
+ */
+import type { Readable } from 'node:stream';
+
+/** `sha256:<64 hex>` */
+export type Digest = `sha256:${string}`;
+
+// ───────────────────────────── store ─────────────────────────────
+
+/** One store path with what Nix knows about it. */
+export interface StorePathInfo {
+  /** Absolute path, e.g. /nix/store/<hash>-name */
+  path: string;
+  /** NAR serialisation size in bytes (used as the "size" of a path when layering). */
+  narSize: number;
+  /** `sha256:<nix-base32>` as Nix prints it, when known. */
+  narHash?: string;
+  /** Store paths this path refers to (absolute, may include itself). */
+  references: string[];
+}
+
+/** The transitive closure of some root store paths. Same shape whichever store produced it. */
+export interface Closure {
+  /** The store directory, e.g. /nix/store (no trailing slash). */
+  storeDir: string;
+  /** The paths the closure was asked for, sorted. */
+  roots: string[];
+  /** Every path in the closure, keyed by absolute path. */
+  paths: Map<string, StorePathInfo>;
+}
+
+/** A Nix installable as written in a spec's `contents`. */
+export type Installable =
+  | { kind: 'file'; file: string; attr?: string }
+  | { kind: 'flake'; ref: string };
+
+export interface Store {
+  readonly kind: 'nix' | 'dir';
+  /** Store directory, no trailing slash. */
+  readonly storeDir: string;
+  /** Closure of the given store paths (one constant-size batch of work, never a process per path). */
+  closure(roots: string[], signal?: AbortSignal): Promise<Closure>;
+  /**
+   * Where a store path's files are on this machine. The nix store: the path itself; a `dir` store:
+   * the same name under its directory. Layers name entries by store path and read from here.
+   */
+  physicalPath(storePath: string): string;
+  /** Realise an installable to its output store paths (nix backend only; `dir` throws NIX_MISSING-style errors). */
+  realise(installable: Installable, cwd: string, signal?: AbortSignal): Promise<string[]>;
+}
+
+// ───────────────────────────── layers ─────────────────────────────
+
+/** Owner and time settings applied to every entry of a store layer (dockerTools' uid/gid/uname/gname/mtime). */
+export interface TarSettings {
+  /** Seconds since the epoch written into every entry's mtime. */
+  mtime: number;
+  uid: number;
+  gid: number;
+  uname: string;
+  gname: string;
+}
+
+/** A planned group of store paths that becomes one layer. */
+export interface LayerGroup {
+  /** Store paths in the order their entries are written. */
+  paths: string[];
+  /** Why this group exists: 'popular', 'bulk', 'big', 'shared', 'leaf' … (shown by inspect). */
+  reason: string;
+}
+
+export type LayerStrategy = 'stable' | 'popularity';
+
+/**
+ * A layer that can be produced: everything needed to write its bytes,
+ * and an exact size computed from lstat metadata alone (the format is deterministic).
+ * `key` identifies the recipe (what goes in + settings + format version) and is what the index caches on.
+ */
+export interface LayerSource {
+  readonly kind: 'store' | 'customisation' | 'base' | 'nixpkgs-customisation';
+  /** Stable recipe key (hex sha256 of the recipe). */
+  readonly key: string;
+  /** Store paths contained (empty for non-store layers). */
+  readonly storePaths: readonly string[];
+  /** One line for the image history (`created_by`/`comment`). */
+  readonly description: string;
+  /** Exact uncompressed tar size in bytes. */
+  size(): Promise<number>;
+  /** The uncompressed tar bytes. Each call starts a fresh stream. */
+  open(): Readable;
+  /** Known diff_id (e.g. from a base image or the index); absent until built. */
+  readonly diffId?: Digest;
+}
+
+/** Compressed form of a layer blob. */
+export type Codec = 'none' | 'gzip' | 'zstd';
+
+export interface CompressedBlob {
+  codec: Codec;
+  digest: Digest;
+  size: number;
+}
+
+/** A layer whose digest is known. Bytes are opened lazily, only when a sink needs them. */
+export interface Layer {
+  source: LayerSource;
+  /** sha256 of the uncompressed tar. */
+  diffId: Digest;
+  /** Uncompressed size. */
+  size: number;
+  /** Whether this build wrote the tar (false: reused from the index/blob cache). */
+  built: boolean;
+  /** Compressed variants known for this layer, keyed by codec. */
+  compressed: Partial<Record<Codec, CompressedBlob>>;
+}
+
+// ───────────────────────────── image ─────────────────────────────
+
+/** OCI image config `config` section (the runtime settings). */
+export interface ContainerConfig {
+  User?: string;
+  ExposedPorts?: Record<string, Record<string, never>>;
+  Env?: string[];
+  Entrypoint?: string[];
+  Cmd?: string[];
+  Volumes?: Record<string, Record<string, never>>;
+  WorkingDir?: string;
+  Labels?: Record<string, string>;
+  StopSignal?: string;
+  Healthcheck?: {
+    Test?: string[];
+    Interval?: number;
+    Timeout?: number;
+    StartPeriod?: number;
+    Retries?: number;
+  };
+}
+
+export interface HistoryEntry {
+  created?: string;
+  created_by?: string;
+  comment?: string;
+  empty_layer?: boolean;
+}
+
+/** The image config JSON (application/vnd.oci.image.config.v1+json). */
+export interface ImageConfigFile {
+  created: string;
+  architecture: string;
+  variant?: string;
+  os: 'linux';
+  config: ContainerConfig;
+  rootfs: { type: 'layers'; diff_ids: Digest[] };
+  history: HistoryEntry[];
+}
+
+export interface Platform {
+  os: 'linux';
+  architecture: string;
+  variant?: string;
+}
+
+/** An OCI content descriptor. */
+export interface Descriptor {
+  mediaType: string;
+  digest: Digest;
+  size: number;
+  annotations?: Record<string, string>;
+  platform?: Platform;
+}
+
+/** A fully assembled image: config bytes are final, layers known. */
+export interface Image {
+  /** Repository name, e.g. `hello` or `ghcr.io/me/hello`. */
+  name: string;
+  tag: string;
+  layers: Layer[];
+  config: ImageConfigFile;
+  /** Canonical serialised config; its sha256 is the image id. */
+  configBytes: Buffer;
+  configDigest: Digest;
+}
+
+// ───────────────────────────── outputs ─────────────────────────────
+
+export type OutputFormat = 'oci' | 'docker-archive';
+
+export interface OutputResult {
+  format: OutputFormat | 'stream' | 'podman' | 'docker' | 'registry';
+  /** File or directory written (absent for stream/load). */
+  path?: string;
+  /** Manifest digest as written in this output (OCI manifest with the chosen layer compression). */
+  manifestDigest?: Digest;
+}
