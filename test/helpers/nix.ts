@@ -3,7 +3,7 @@
  * the real nix CLI. The binary cache is unreachable here, so substituters are switched off.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -17,8 +17,12 @@ export function nixBuild(expression: string): string[] {
   const dir = mkdtempSync(join(tmpdir(), 'nixdock-nix-'));
   const file = join(dir, 'default.nix');
   writeFileSync(file, expression);
-  const out = execFileSync('nix-build', [file, '--no-out-link'], { env: NIX_ENV, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  return out.trim().split('\n').filter(Boolean);
+  try {
+    const out = execFileSync('nix-build', [file, '--no-out-link'], { env: NIX_ENV, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return out.trim().split('\n').filter(Boolean);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /**

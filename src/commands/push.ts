@@ -1,0 +1,97 @@
+/**
+ * `nixdock push IMAGE REF`: push a built image (read from the project's OCI layout output,
+ * `<outDir>/oci`) to a registry, uploading only the blobs it lacks.
+ */
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { NixdockError } from '../errors.js';
+import { OciLayout } from '../output/oci-layout.js';
+import { imageFromLayout } from '../registry/layout-image.js';
+import { pushImage, type PushResult } from '../registry/push.js';
+import type { BlobPushEvent } from '../registry/types.js';
+import { interruptSignal, loadProject, openIndex } from './shared.js';
+
+interface PushCommandOptions {
+  config?: string;
+  insecure?: boolean;
+  json?: boolean;
+  compression: string;
+  mountFrom: string[];
+}
+
+export function register(program: Command): void {
+  program
+    .command('push')
+    .description('Push a built image to an OCI registry; blobs the registry already has are skipped')
+    .argument('<image>', 'the image as built: NAME or NAME:TAG (from <outDir>/oci)')
+    .argument('<ref>', 'where to push, e.g. ghcr.io/me/hello:1.0 or 127.0.0.1:5000/hello:dev')
+    .option('-c, --config <file>', 'config file (default: found from the current directory)')
+    .option('--insecure', 'allow plain HTTP to a registry that is not on localhost')
+    .option('--compression <codec>', 'layer compression in the registry: gzip or none', 'gzip')
+    .option('--mount-from <repo>', 'a repository on the same registry to mount layers from (repeatable)', collect, [])
+    .option('--json', 'print the result (one entry per blob: digest, size, action) as JSON')
+    .action(async (image: string, ref: string, opts: PushCommandOptions) => {
+      const result = await pushCommand(image, ref, opts);
+      process.stdout.write(opts.json ? `${JSON.stringify({ ok: true, ...result })}\n` : summary(result));
+    });
+}
+
+export async function pushCommand(imageName: string, ref: string, opts: PushCommandOptions): Promise<PushResult> {
+  const codec = parseCodec(opts.compression);
+  const config = await loadProject(opts);
+  const layoutDir = join(config.outDir, 'oci');
+  const image = await imageFromLayout(layoutDir, await layoutName(layoutDir, imageName), config.cacheDir);
+  const index = openIndex(config);
+  const { signal, dispose } = interruptSignal();
+  try {
+    return await pushImage({ image, codec }, ref, {
+      cache: index,
+      insecure: opts.insecure,
+      signal,
+      mountFrom: opts.mountFrom,
+      onBlob: opts.json ? undefined : printBlob,
+    });
+  } finally {
+    dispose();
+    index.close();
+  }
+}
+
+/** NAME:TAG as given, or for a bare NAME the most recently listed NAME:* in the layout. */
+async function layoutName(layoutDir: string, imageName: string): Promise<string> {
+  if (imageName.includes(':')) return imageName;
+  const refs = await new OciLayout(layoutDir).refs().catch(() => []);
+  const matches = refs.filter((r) => r.name?.startsWith(`${imageName}:`));
+  return matches.at(-1)?.name ?? imageName;
+}
+
+function parseCodec(value: string): 'gzip' | 'none' {
+  if (value === 'gzip' || value === 'none') return value;
+  throw new NixdockError('INPUT_INVALID', `Unknown layer compression ${JSON.stringify(value)}`, {
+    location: { field: '--compression' },
+    found: value,
+    expected: 'gzip or none',
+  });
+}
+
+function printBlob(e: BlobPushEvent): void {
+  if (e.type !== 'done') return;
+  const what = e.kind === 'layer' ? `layer ${e.index + 1}` : 'config';
+  process.stderr.write(`${what} ${e.digest.slice(0, 19)} ${formatBytes(e.size)} ${e.action}\n`);
+}
+
+function summary(result: PushResult): string {
+  const count = (action: string) => result.blobs.filter((b) => b.action === action).length;
+  return `pushed ${result.ref}@${result.manifestDigest}: ${count('uploaded')} uploaded (${formatBytes(result.bytesUploaded)}), ${count('mounted')} mounted, ${count('skipped')} skipped\n`;
+}
+
+function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB'];
+  let i = 0;
+  for (; n >= 1024 && i < units.length - 1; i++) n /= 1024;
+  return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}

@@ -1,0 +1,159 @@
+/**
+ * Pull an image (dockerTools' pullImage): pinned by digest unless a tag is explicitly allowed,
+ * platform chosen from an index, every blob verified before it is stored, the result cached as
+ * an OCI layout at <cacheDir>/pulled/ and reused without network when everything is there.
+ */
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { NixdockError } from '../errors.js';
+import type { Descriptor, Digest, ImageConfigFile, Platform } from '../types.js';
+import { RegistryClient } from './client.js';
+import { MediaType } from '../image/manifest.js';
+import { sha256 } from '../output/digest.js';
+import { hostPlatform, selectPlatform } from './platform.js';
+import { PulledLayout } from './pulled-layout.js';
+import { formatTarget, registryTarget } from './target.js';
+import type { AuthOptions } from './types.js';
+
+export interface PullOptions {
+  /** nixdock's cache directory; the layout is <cacheDir>/pulled. */
+  cacheDir: string;
+  /** Default: the host's. */
+  platform?: Platform;
+  /** Allow a reference without a digest (the digest it resolved to is reported). */
+  allowTag?: boolean;
+  insecure?: boolean;
+  auth?: AuthOptions;
+  signal?: AbortSignal;
+  tries?: number;
+  backoffMs?: number;
+}
+
+export interface PulledImage {
+  layoutDir: string;
+  /** The platform image's manifest (named by this digest in the layout's index.json). */
+  manifestDigest: Digest;
+  config: ImageConfigFile;
+  layers: Descriptor[];
+  /** For tag pulls: the reference as given … */
+  resolvedFrom?: string;
+  /** … and the digest the tag pointed to (an index's digest when it named an index). */
+  resolvedDigest?: Digest;
+}
+
+const MANIFEST_TYPES: readonly string[] = [MediaType.ociManifest, MediaType.dockerManifest];
+const INDEX_TYPES: readonly string[] = [MediaType.ociIndex, MediaType.dockerManifestList];
+
+interface ManifestDoc {
+  mediaType?: string;
+  config?: Descriptor;
+  layers?: Descriptor[];
+  manifests?: Descriptor[];
+}
+
+interface FetchedManifest {
+  digest: Digest;
+  bytes: Buffer;
+  mediaType: string;
+  doc: ManifestDoc;
+}
+
+export async function pullImage(ref: string, opts: PullOptions): Promise<PulledImage> {
+  const target = registryTarget(ref, opts.insecure);
+  if (!target.digest && !opts.allowTag) {
+    throw new NixdockError('REFERENCE_INVALID', `${ref} is not pinned to a digest`, {
+      found: ref,
+      expected: `${formatTarget({ ...target, tag: undefined }).replace(/:latest$/, '')}@sha256:<64 hex>`,
+      hint: 'A tag can point at different images over time. Pin the digest, or allow the tag explicitly (--allow-tag / allowTag: true) and the digest it resolved to is reported.',
+    });
+  }
+  const layout = new PulledLayout(join(opts.cacheDir, 'pulled'));
+  const client = new RegistryClient(target, { auth: opts.auth, signal: opts.signal, actions: ['pull'], tries: opts.tries, backoffMs: opts.backoffMs });
+  const fetcher = new Fetcher(layout, client, opts.signal);
+  try {
+    const root = await fetcher.manifest(target.digest ?? target.tag!, target.digest, ref);
+    const manifest = INDEX_TYPES.includes(root.mediaType)
+      ? await fetcher.manifest(selectPlatform(root.doc.manifests ?? [], opts.platform ?? hostPlatform(), ref).digest, undefined, ref, true)
+      : root;
+    const { config: configDesc, layers } = checkedManifest(manifest, ref);
+    const config = parseConfig(await fetcher.read(configDesc, 'the image config'), layers.length, ref);
+    for (const layer of layers) await fetcher.ensure(layer, `layer ${layer.digest}`);
+    const name = `${target.registry}/${target.repository}@${manifest.digest}`;
+    await layout.commit({ mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.bytes.length }, name);
+    return {
+      layoutDir: layout.dir,
+      manifestDigest: manifest.digest,
+      config,
+      layers,
+      ...(!target.digest && { resolvedFrom: formatTarget(target), resolvedDigest: root.digest }),
+    };
+  } catch (err) {
+    await layout.discard();
+    throw err;
+  }
+}
+
+/** Reads manifests and blobs from the layout when present, else from the registry (verified, then staged). */
+class Fetcher {
+  constructor(
+    private readonly layout: PulledLayout,
+    private readonly client: RegistryClient,
+    private readonly signal?: AbortSignal,
+  ) {}
+
+  /** `expected` is the digest the bytes must have (pinned refs and index entries); a tag has none. */
+  async manifest(reference: string, expected: Digest | undefined, ref: string, mustBeManifest = false): Promise<FetchedManifest> {
+    const pinned = expected ?? (reference.startsWith('sha256:') ? (reference as Digest) : undefined);
+    let bytes: Buffer;
+    let contentType = '';
+    if (pinned && this.layout.has(pinned)) {
+      bytes = await this.layout.read(pinned);
+    } else {
+      const got = await this.client.getManifest(reference, [...MANIFEST_TYPES, ...INDEX_TYPES]);
+      bytes = got.bytes;
+      contentType = got.contentType.split(';')[0].trim();
+      await this.layout.stage(Readable.from([bytes]), pinned ?? sha256(bytes), `the manifest of ${ref}`, this.signal);
+    }
+    const doc = JSON.parse(bytes.toString('utf8')) as ManifestDoc;
+    const mediaType = doc.mediaType ?? (doc.manifests ? MediaType.ociIndex : doc.config ? MediaType.ociManifest : contentType);
+    const allowed = mustBeManifest ? MANIFEST_TYPES : [...MANIFEST_TYPES, ...INDEX_TYPES];
+    if (!allowed.includes(mediaType)) {
+      throw new NixdockError('INPUT_INVALID', `${ref} is a kind of manifest nixdock cannot use`, {
+        found: mediaType || 'no media type',
+        expected: allowed.join(', '),
+        hint: 'Use an image in OCI or Docker schema 2 format (e.g. copy it with `skopeo copy --format oci`).',
+      });
+    }
+    return { digest: sha256(bytes), bytes, mediaType, doc };
+  }
+
+  /** Makes sure the blob is in the layout (or staged), downloading and verifying it when not. */
+  async ensure(desc: Descriptor, what: string): Promise<void> {
+    if (!this.layout.has(desc.digest)) await this.layout.stage(await this.client.openBlob(desc.digest), desc.digest, what, this.signal);
+  }
+
+  async read(desc: Descriptor, what: string): Promise<Buffer> {
+    await this.ensure(desc, what);
+    return this.layout.read(desc.digest);
+  }
+}
+
+function checkedManifest(manifest: FetchedManifest, ref: string): { config: Descriptor; layers: Descriptor[] } {
+  const { config, layers } = manifest.doc;
+  if (!config?.digest || !Array.isArray(layers)) {
+    throw new NixdockError('INPUT_INVALID', `The manifest of ${ref} has no config or no layer list`, { found: manifest.digest });
+  }
+  return { config, layers };
+}
+
+function parseConfig(bytes: Buffer, layerCount: number, ref: string): ImageConfigFile {
+  const config = JSON.parse(bytes.toString('utf8')) as ImageConfigFile;
+  const diffIds = config.rootfs?.diff_ids;
+  if (!Array.isArray(diffIds) || diffIds.length !== layerCount) {
+    throw new NixdockError('INPUT_INVALID', `The image config of ${ref} does not list one diff_id per layer`, {
+      found: `${Array.isArray(diffIds) ? diffIds.length : 'no'} diff_ids`,
+      expected: `${layerCount} (the manifest's layers)`,
+    });
+  }
+  return config;
+}
