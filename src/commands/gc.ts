@@ -1,0 +1,70 @@
+/** `nixdock gc`: remove blobs and index rows that the last N builds of each image no longer use. */
+import { Command } from 'commander';
+import { NixdockError } from '../errors.js';
+import { collectGarbage, type GcReport } from '../index/gc.js';
+import { loadProject, openIndex } from './shared.js';
+
+export interface GcCommandOptions {
+  config?: string;
+  keep?: string;
+  dryRun?: boolean;
+  json?: boolean;
+}
+
+export function register(program: Command): void {
+  program
+    .command('gc')
+    .description('Remove cached blobs and index rows not used by the last N builds of each image')
+    .option('-c, --config <file>', 'config file (default: search from the current directory)')
+    .option('-k, --keep <n>', 'builds to keep per image (default: gc.keepBuilds of the config, 5)')
+    .option('-n, --dry-run', 'show what would be removed, remove nothing')
+    .option('--json', 'print what was removed as JSON on stdout')
+    .action(async (opts: GcCommandOptions) => {
+      await runGc(opts);
+    });
+}
+
+export async function runGc(opts: GcCommandOptions): Promise<GcReport> {
+  const keepFromFlag = opts.keep === undefined ? undefined : parseKeep(opts.keep);
+  const config = await loadProject(opts);
+  const index = openIndex(config);
+  let result: GcReport;
+  try {
+    result = collectGarbage(index, { keepBuilds: keepFromFlag ?? config.gc.keepBuilds, dryRun: opts.dryRun === true });
+  } finally {
+    index.close();
+  }
+  if (opts.json) process.stdout.write(JSON.stringify({ ok: true, ...result }, null, 2) + '\n');
+  else process.stderr.write(summary(result) + '\n');
+  return result;
+}
+
+function parseKeep(text: string): number {
+  const n = Number(text);
+  if (Number.isInteger(n) && n >= 0) return n;
+  throw new NixdockError('INPUT_INVALID', `--keep must be a whole number of builds`, {
+    location: { field: '--keep' },
+    found: JSON.stringify(text),
+    expected: 'an integer ≥ 0 (0 keeps only each image\'s latest successful build)',
+    hint: 'For example `nixdock gc --keep 3`.',
+  });
+}
+
+function summary(r: GcReport): string {
+  const verb = r.dryRun ? 'Would remove' : 'Removed';
+  const files = r.blobs.reduce((n, blob) => n + blob.dirs.length, 0);
+  return `${verb} ${files} blob file${files === 1 ? '' : 's'} (${formatBytes(r.bytes)}), ` +
+    `${r.builds.length} build record${r.builds.length === 1 ? '' : 's'} and ${r.layers} layer record${r.layers === 1 ? '' : 's'}` +
+    ` (keeping the last ${r.keepBuilds} build${r.keepBuilds === 1 ? '' : 's'} of each image).`;
+}
+
+function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+}
