@@ -1,0 +1,51 @@
+/**
+ * Atomic file outputs: write to a temp file in the destination's directory, rename over the
+ * destination on success. A reader never sees half a file, and a failed or killed write leaves
+ * the previous file untouched (a killed process may leave a `.*.tmp-*` file, never a wrong one).
+ */
+import { randomBytes } from 'node:crypto';
+import { rename, unlink, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { NixdockError } from '../errors.js';
+
+/** Prefix of every temp file nixdock writes next to an output (also used to clean them up). */
+export const TEMP_PREFIX = '.nixdock-tmp-';
+
+/** A fresh temp path in the same directory as `finalPath`, so the rename cannot cross filesystems. */
+export function tempPathFor(finalPath: string): string {
+  return join(dirname(finalPath), `${TEMP_PREFIX}${basename(finalPath)}-${process.pid}-${randomBytes(4).toString('hex')}`);
+}
+
+/**
+ * Runs `write(tmpPath)`, then renames the temp file to `finalPath`. On any failure the temp file
+ * is removed and the error rethrown (unwritable directories become OUTPUT_NOT_WRITABLE).
+ */
+export async function withTempFile<T>(finalPath: string, write: (tmpPath: string) => Promise<T>): Promise<T> {
+  const tmpPath = tempPathFor(finalPath);
+  try {
+    const result = await write(tmpPath);
+    await rename(tmpPath, finalPath);
+    return result;
+  } catch (err) {
+    await unlink(tmpPath).catch(() => undefined);
+    throw asOutputError(err, finalPath);
+  }
+}
+
+export async function writeFileAtomic(path: string, data: Buffer | string, mode = 0o644): Promise<void> {
+  await withTempFile(path, (tmpPath) => writeFile(tmpPath, data, { mode }));
+}
+
+const NOT_WRITABLE = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOENT', 'ENOTDIR', 'EISDIR']);
+
+function asOutputError(err: unknown, finalPath: string): unknown {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  if (err instanceof NixdockError || code === undefined || !NOT_WRITABLE.has(code)) return err;
+  return new NixdockError('OUTPUT_NOT_WRITABLE', `Cannot write ${finalPath}`, {
+    location: { file: finalPath },
+    found: code,
+    expected: 'an existing, writable directory',
+    hint: `Check that ${dirname(finalPath)} exists and is writable, or choose another output path.`,
+    cause: err,
+  });
+}
