@@ -1,0 +1,157 @@
+/**
+ * Stages the customisation layer's tree in a temp directory: store roots merged as nixpkgs'
+ * symlinkJoin does (real directories, symlinks to the store files), local directories copied
+ * over them (copyToRoot), then extraCommands run inside it.
+ */
+import { spawn } from 'node:child_process';
+import type { Stats } from 'node:fs';
+import { chmod, copyFile, lstat, mkdir, readdir, readlink, rm, symlink } from 'node:fs/promises';
+import { isAbsolute, join } from 'node:path';
+import { NixdockError } from '../errors.js';
+
+/** Directories the merge creates: what symlinkJoin's builder makes under Nix's umask 022. */
+const DIR_MODE = 0o755;
+/** Kept from a failing extraCommands' stderr for the error (its end is where the reason is). */
+const STDERR_TAIL_BYTES = 16 * 1024;
+
+export interface StoreRoot {
+  /** Logical store path: links in the tree point here. */
+  storePath: string;
+  /** Where its files are on this machine. */
+  physical: string;
+}
+
+/**
+ * Merges a store path's tree into `dest` like `lndir`: directories become real directories,
+ * files become symlinks to their store path, symlinks are copied as they are. The first root to
+ * claim a name keeps it.
+ */
+export async function linkStoreRoot(root: StoreRoot, dest: string): Promise<void> {
+  const stats = await lstatOrNull(root.physical);
+  if (stats === null) throw storeRootError(root.storePath, 'STORE_PATH_MISSING', 'no such path');
+  if (!stats.isDirectory()) throw storeRootError(root.storePath, 'INPUT_INVALID', stats.isSymbolicLink() ? 'a symlink' : 'a single file');
+  await linkChildren(root.storePath, root.physical, dest);
+}
+
+async function linkChildren(logical: string, physical: string, dest: string): Promise<void> {
+  for (const name of await readdir(physical)) {
+    const from = join(physical, name);
+    const to = join(dest, name);
+    const [source, existing] = await Promise.all([lstat(from), lstatOrNull(to)]);
+    if (source.isDirectory()) {
+      if (existing === null) await makeDir(to);
+      else if (!existing.isDirectory()) continue;
+      await linkChildren(`${logical}/${name}`, from, to);
+    } else if (existing === null) {
+      await symlink(source.isSymbolicLink() ? await readlink(from) : `${logical}/${name}`, to);
+    }
+  }
+}
+
+/** Copies a local directory's contents into `dest`, files with their modes; it wins over store links. */
+export async function copyLocalDir(dir: string, dest: string): Promise<void> {
+  const stats = isAbsolute(dir) ? await lstatOrNull(dir) : null;
+  if (stats === null || !stats.isDirectory()) throw localDirError(dir, stats);
+  await copyChildren(dir, dest, '');
+}
+
+async function copyChildren(dir: string, dest: string, imagePath: string): Promise<void> {
+  for (const name of await readdir(dir)) {
+    const from = join(dir, name);
+    const to = join(dest, name);
+    const inImage = `${imagePath}/${name}`;
+    const [source, existing] = await Promise.all([lstat(from), lstatOrNull(to)]);
+    if (source.isDirectory()) {
+      if (existing !== null && !existing.isDirectory()) await rm(to);
+      if (!existing?.isDirectory()) await makeDir(to);
+      await copyChildren(from, to, inImage);
+      continue;
+    }
+    if (existing?.isDirectory()) throw fileOverDirectory(from, inImage);
+    if (existing !== null) await rm(to);
+    if (source.isSymbolicLink()) {
+      await symlink(await readlink(from), to);
+    } else {
+      await copyFile(from, to);
+      await chmod(to, source.mode & 0o7777);
+    }
+  }
+}
+
+/** Runs the user's shell snippet with the tree as working directory; a non-zero exit is a LAYER_BUILD error with its stderr. */
+export async function runExtraCommands(script: string, tree: string): Promise<void> {
+  // umask 022 as in a Nix builder, so new files get the same modes on every machine.
+  const child = spawn('/bin/sh', ['-c', `umask 022\n${script}`], { cwd: tree, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = Buffer.alloc(0);
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr = Buffer.concat([stderr, chunk]).subarray(-STDERR_TAIL_BYTES);
+  });
+  const status = await new Promise<number | string>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve(code ?? signal ?? 'unknown'));
+  });
+  if (status === 0) return;
+  const output = stderr.toString('utf8').trim();
+  throw new NixdockError('LAYER_BUILD', `extraCommands failed (${typeof status === 'number' ? `exit status ${status}` : `killed by ${status}`})${output ? `:\n${output}` : ''}`, {
+    location: { field: 'extraCommands' },
+    found: output || `exit status ${status} with no error output`,
+    expected: 'a shell script that exits 0',
+    hint: 'The script runs with /bin/sh -c in the image root being built (paths are relative to it); fix the failing command.',
+  });
+}
+
+/** Removes a staged tree even where extraCommands made directories read-only. */
+export async function removeTree(path: string): Promise<void> {
+  await makeOwnerWritable(path);
+  await rm(path, { recursive: true, force: true });
+}
+
+async function makeOwnerWritable(path: string): Promise<void> {
+  const stats = await lstatOrNull(path);
+  if (stats === null || !stats.isDirectory()) return;
+  await chmod(path, 0o700);
+  for (const name of await readdir(path)) await makeOwnerWritable(join(path, name));
+}
+
+async function makeDir(path: string): Promise<void> {
+  await mkdir(path);
+  await chmod(path, DIR_MODE); // mkdir's mode is filtered by the umask; the layer must not depend on it
+}
+
+async function lstatOrNull(path: string): Promise<Stats | null> {
+  try {
+    return await lstat(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+}
+
+function storeRootError(storePath: string, code: 'STORE_PATH_MISSING' | 'INPUT_INVALID', found: string): NixdockError {
+  return new NixdockError(code, `Cannot merge ${storePath} into the image root`, {
+    location: { file: storePath, field: 'contents' },
+    found,
+    expected: 'a store path that is a directory (its tree is linked into /)',
+    hint: code === 'STORE_PATH_MISSING'
+      ? `Realise it first (\`nix-store --realise ${storePath}\`).`
+      : 'Only directories can be merged into /; wrap the file in a derivation that puts it in a directory (e.g. bin/).',
+  });
+}
+
+function localDirError(dir: string, stats: Stats | null): NixdockError {
+  return new NixdockError('INPUT_INVALID', `Cannot copy ${dir} into the image root`, {
+    location: { file: dir, field: 'contents' },
+    found: !isAbsolute(dir) ? 'a relative path' : stats === null ? 'no such directory' : 'not a directory',
+    expected: 'an absolute path to an existing local directory',
+    hint: 'Check the path in contents; relative paths are resolved against the config file before they get here.',
+  });
+}
+
+function fileOverDirectory(from: string, inImage: string): NixdockError {
+  return new NixdockError('INPUT_INVALID', `${from} would replace the directory ${inImage} of the image root`, {
+    location: { file: from, field: 'contents' },
+    found: 'a file where the store contents have a directory',
+    expected: 'local files that do not collide with directories from store paths',
+    hint: 'Rename the file, or move it inside that directory.',
+  });
+}

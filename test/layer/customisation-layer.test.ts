@@ -1,0 +1,126 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { NixdockError } from '../../src/errors.js';
+import { customisationLayerSource, type CustomisationLayerOptions } from '../../src/layer/customisation-layer.js';
+import { hashLayer } from '../../src/layer/hash.js';
+import type { TarSettings } from '../../src/types.js';
+import { helloApp, nixBuild } from '../helpers/nix.js';
+import { missingTools } from '../helpers/tools.js';
+import { readAll, sha256, tempDir } from './fixtures.js';
+
+const NEEDS = missingTools([['nix-build', 'nix-bin'], ['tar', 'tar']]);
+const SETTINGS: TarSettings = { mtime: 1_700_000_000, uid: 1000, gid: 100, uname: 'nixuser', gname: 'users' };
+const EXTRA = 'mkdir -p tmp && chmod 1777 tmp && echo "welcome" > etc/motd && ln -s bin/hello entrypoint && chmod 0600 etc/secret';
+
+describe('customisation layer', { skip: NEEDS }, () => {
+  let app = '';
+  let data = '';
+  let work: ReturnType<typeof tempDir>;
+  let local = '';
+
+  before(() => {
+    app = nixBuild(helloApp('custom'))[0]!;
+    data = execFileSync('nix-store', ['-q', '--references', app], { encoding: 'utf8' }).split('\n').find((p) => p.endsWith('-hello-data'))!;
+    work = tempDir('nixdock-custom-');
+    local = join(work.path, 'local');
+    mkdirSync(join(local, 'etc'), { recursive: true });
+    mkdirSync(join(local, 'bin'));
+    writeFileSync(join(local, 'etc/passwd'), 'root:x:0:0::/root:/bin/sh\n', { mode: 0o644 });
+    writeFileSync(join(local, 'etc/secret'), 'shh\n', { mode: 0o644 });
+    writeFileSync(join(local, 'bin/tool'), '#!/bin/sh\n', { mode: 0o755 });
+    symlinkSync('passwd', join(local, 'etc/passwd-link'));
+  });
+  after(() => work.cleanup());
+
+  const options = (overrides: Partial<CustomisationLayerOptions> = {}): CustomisationLayerOptions => ({
+    storeRoots: [app, data],
+    localDirs: [local],
+    extraCommands: EXTRA,
+    settings: SETTINGS,
+    storeDir: '/nix/store',
+    physicalPath: (p) => p,
+    tmpDir: join(work.path, 'tmp'),
+    ...overrides,
+  });
+
+  test('holds the merged store trees, the local files and what extraCommands made', async () => {
+    const layer = await customisationLayerSource(options());
+    try {
+      const tarPath = join(work.path, 'custom.tar');
+      writeFileSync(tarPath, await readAll(layer.open()));
+      const listing = execFileSync('tar', ['--quoting-style=literal', '-tvf', tarPath], { env: { ...process.env, TZ: 'UTC' }, encoding: 'utf8' });
+      const lines = new Map(listing.trimEnd().split('\n').map((line) => {
+        const [perms, owner, , date, time, ...name] = line.split(/ +/);
+        return [name.join(' '), `${perms} ${owner} ${date} ${time}`];
+      }));
+      const stamp = 'root/root 2023-11-14 22:13';
+      assert.deepEqual(Object.fromEntries(lines), {
+        'bin/': `drwxr-xr-x ${stamp}`,
+        [`bin/hello -> ${app}/bin/hello`]: `lrwxrwxrwx ${stamp}`,
+        'bin/tool': `-rwxr-xr-x ${stamp}`,
+        'entrypoint -> bin/hello': `lrwxrwxrwx ${stamp}`,
+        'etc/': `drwxr-xr-x ${stamp}`,
+        'etc/motd': `-rw-r--r-- ${stamp}`,
+        'etc/passwd': `-rw-r--r-- ${stamp}`,
+        'etc/passwd-link -> passwd': `lrwxrwxrwx ${stamp}`,
+        'etc/secret': `-rw------- ${stamp}`,
+        'share/': `drwxr-xr-x ${stamp}`,
+        [`share/message -> ${data}/share/message`]: `lrwxrwxrwx ${stamp}`,
+        'tmp/': `drwxrwxrwt ${stamp}`,
+      });
+      assert.equal(execFileSync('tar', ['-xOf', tarPath, 'etc/motd'], { encoding: 'utf8' }), 'welcome\n');
+      assert.equal(execFileSync('tar', ['-xOf', tarPath, 'etc/passwd'], { encoding: 'utf8' }), 'root:x:0:0::/root:/bin/sh\n');
+      assert.deepEqual(await hashLayer(layer), { diffId: layer.diffId, size: await layer.size() });
+    } finally {
+      await layer.dispose();
+    }
+    assert.deepEqual(readdirSync(join(work.path, 'tmp')), [], 'staging tree and tar are gone');
+  });
+
+  test('is reproducible: the same input gives the same bytes and key, a changed file a new key', async () => {
+    const first = await customisationLayerSource(options());
+    const second = await customisationLayerSource(options({ tmpDir: join(work.path, 'tmp2') }));
+    try {
+      assert.equal(sha256(await readAll(first.open())), sha256(await readAll(second.open())));
+      assert.equal(first.key, second.key);
+      assert.equal(first.diffId, second.diffId);
+      const changed = await customisationLayerSource(options({ extraCommands: `${EXTRA} && echo more >> etc/motd` }));
+      assert.notEqual(changed.key, first.key);
+      await changed.dispose();
+    } finally {
+      await first.dispose();
+      await second.dispose();
+    }
+  });
+
+  test('a failing extraCommands is a LAYER_BUILD error with its stderr, and leaves nothing behind', async () => {
+    const tmpDir = join(work.path, 'tmp-fail');
+    await assert.rejects(customisationLayerSource(options({ tmpDir, extraCommands: 'chmod 555 etc && echo "no such tool: frobnicate" >&2 && exit 3' })), (err: NixdockError) => {
+      assert.equal(err.code, 'LAYER_BUILD');
+      assert.equal(err.location?.field, 'extraCommands');
+      assert.match(err.message, /exit status 3/);
+      assert.match(err.found!, /no such tool: frobnicate/);
+      return true;
+    });
+    assert.deepEqual(readdirSync(tmpDir), []);
+  });
+
+  test('bad contents are input errors that name the entry', async () => {
+    const cases: Array<[Partial<CustomisationLayerOptions>, string, string]> = [
+      [{ localDirs: ['relative/dir'] }, 'INPUT_INVALID', 'relative/dir'],
+      [{ localDirs: [join(work.path, 'missing')] }, 'INPUT_INVALID', join(work.path, 'missing')],
+      [{ storeRoots: ['/etc'] }, 'STORE_PATH_OUTSIDE', '/etc'],
+      [{ storeRoots: [`${app}-gone`] }, 'STORE_PATH_MISSING', `${app}-gone`],
+    ];
+    for (const [overrides, code, file] of cases) {
+      await assert.rejects(customisationLayerSource(options(overrides)), (err: NixdockError) => {
+        assert.equal(err.code, code);
+        assert.equal(err.location?.file, file);
+        return true;
+      });
+    }
+  });
+});
