@@ -104,7 +104,7 @@ export class OciLayout {
     const manifest = ociManifest(complete, codec);
     await this.writeBlob(manifest.bytes, MediaType.ociManifest);
     const annotations = { [ANNOTATION_IMAGE_NAME]: `${image.name}:${image.tag}`, [ANNOTATION_REF_NAME]: image.tag };
-    await this.updateIndex(image.tag, { ...manifest.descriptor, annotations });
+    await this.updateIndex(`${image.name}:${image.tag}`, { ...manifest.descriptor, annotations });
     return { format: 'oci', path: this.dir, manifestDigest: manifest.digest };
   }
 
@@ -150,9 +150,10 @@ export class OciLayout {
     return layers;
   }
 
-  private async updateIndex(tag: string, entry: Descriptor): Promise<void> {
+  /** Entries are keyed by NAME:TAG, so images that share a tag (say `latest`) keep their own entries. */
+  private async updateIndex(fullName: string, entry: Descriptor): Promise<void> {
     const index = await this.readIndex();
-    const at = index.manifests.findIndex((d) => d.annotations?.[ANNOTATION_REF_NAME] === tag);
+    const at = index.manifests.findIndex((d) => d.annotations?.[ANNOTATION_IMAGE_NAME] === fullName);
     if (at === -1) index.manifests.push(entry);
     else index.manifests[at] = entry;
     const bytes = canonicalJson({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: index.manifests }, INDEX_SHAPE);

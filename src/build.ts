@@ -1,0 +1,444 @@
+/**
+ * The build orchestrator: runs the pipeline stages for one image and reports every step on
+ * the event bus.
+ *
+ *   spec → resolve (closure) → plan (layer groups) → layer sources → cache lookup / layer build
+ *        → image assembly → outputs
+ *
+ * Cancellation (a newer change in the daemon, Ctrl-C in the CLI) is honoured between layers:
+ * finished layers are already in the index and their blobs in place, so the next build reuses them.
+ */
+import { randomUUID } from 'node:crypto';
+import { access, constants, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Transform, type Readable, type Writable } from 'node:stream';
+import type { ImageSpec, ResolvedConfig } from './config/types.js';
+import { NixdockError, toNixdockError } from './errors.js';
+import type { EventBus } from './events.js';
+import { buildImageConfig, assembleImage } from './image/config.js';
+import type { LayerIndex } from './index/index.js';
+import { hashLayer } from './layer/hash.js';
+import { customisationLayerSource } from './layer/customisation-layer.js';
+import { storeLayerSource } from './layer/store-layer.js';
+import { readNixpkgsConf, toEpochSeconds } from './nixpkgs.js';
+import { writeDockerArchiveFile, streamDockerArchive } from './output/docker-archive.js';
+import { OciLayout } from './output/oci-layout.js';
+import { planLayers } from './plan/index.js';
+import { resolveImage } from './resolve.js';
+import { readBaseImage } from './base/read.js';
+import { mergeBaseConfig } from './base/merge.js';
+import { openStore } from './store/index.js';
+import type {
+  Codec, ContainerConfig, Digest, HistoryEntry, Image, ImageConfigFile, Layer, LayerSource, OutputFormat, OutputResult, TarSettings,
+} from './types.js';
+
+export interface BuildContext {
+  config: ResolvedConfig;
+  bus: EventBus;
+  index: LayerIndex;
+  signal?: AbortSignal;
+  buildId?: string;
+  reason?: string;
+  /** Output formats; default config.formats. */
+  formats?: OutputFormat[];
+  /** Output directory; default config.outDir. */
+  outDir?: string;
+}
+
+export interface LayerSummary {
+  diffId: Digest;
+  /** Digest of the blob as stored (the compressed one for gzip/zstd layouts). */
+  digest: Digest;
+  size: number;
+  built: boolean;
+  storePaths: string[];
+  kind: LayerSource['kind'];
+  /** The recipe key the index caches this layer under. */
+  key: string;
+}
+
+export interface BuildSummary {
+  image: string;
+  tag: string;
+  configDigest: Digest;
+  manifestDigest?: Digest;
+  layers: LayerSummary[];
+  outputs: OutputResult[];
+  layersBuilt: number;
+  layersReused: number;
+  bytesWritten: number;
+  ms: number;
+}
+
+/** Everything an image is made of, before any layer bytes are written. */
+export interface ImagePlan {
+  name: string;
+  tag?: string;
+  sources: LayerSource[];
+  created: string;
+  architecture: string;
+  variant?: string;
+  config: ContainerConfig;
+  baseHistory: HistoryEntry[];
+  codec: Codec;
+  /** Removes temporary files the plan staged (the customisation layer's tar). */
+  dispose(): Promise<void>;
+}
+
+/** Builds one image into the configured outputs. Throws NixdockError; the bus gets build:failed. */
+export async function buildImage(spec: ImageSpec, ctx: BuildContext): Promise<BuildSummary> {
+  const run = new BuildRun(spec.name, ctx);
+  const buildRow = ctx.index.startBuild(spec.name, ctx.reason ?? 'build');
+  run.emitStarted();
+  try {
+    const plan = await planImage(spec, ctx, run);
+    const summary = await run.writeOutputs(plan).finally(() => plan.dispose());
+    ctx.index.finishBuild(buildRow, {
+      status: 'succeeded',
+      tag: summary.tag,
+      configDigest: summary.configDigest,
+      manifestDigest: summary.manifestDigest,
+      layersBuilt: summary.layersBuilt,
+      layersReused: summary.layersReused,
+      bytesWritten: summary.bytesWritten,
+      layers: summary.layers.map((l, index) => ({ index, key: l.key, diffId: l.diffId, size: l.size, built: l.built, storePaths: l.storePaths })),
+    });
+    for (const output of summary.outputs) ctx.index.recordImageOutput(buildRow, output);
+    run.emitSucceeded(summary);
+    return summary;
+  } catch (err) {
+    const error = toNixdockError(err);
+    ctx.index.finishBuild(buildRow, {
+      status: error.code === 'ABORTED' ? 'superseded' : 'failed',
+      error: error.message,
+      layersBuilt: run.layersBuilt,
+      layersReused: run.layersReused,
+      bytesWritten: run.bytesWritten,
+      layers: [],
+    });
+    if (error.code !== 'ABORTED') run.emitFailed(error);
+    throw error;
+  }
+}
+
+/**
+ * Streams one image as a docker-archive (what `docker load` reads) without a temporary file.
+ * Layers the index knows are written in the hybrid form by digest; any cold layer makes it a
+ * single-pass stream whose config and manifest come last.
+ */
+export async function streamImage(spec: ImageSpec, ctx: BuildContext, out: Writable): Promise<Image> {
+  const run = new BuildRun(spec.name, ctx);
+  run.emitStarted();
+  const plan = await planImage(spec, ctx, run);
+  const known = plan.sources.map((source) => run.knownLayer(source) ?? run.counted(source));
+  const image = await streamDockerArchive({
+    layers: known,
+    assemble: (layers) => assemblePlanned(plan, layers),
+    out,
+    signal: ctx.signal,
+    onLayer: (layer, index) => run.layerDone(layer, index, plan.sources.length),
+  }).finally(() => plan.dispose());
+  run.emitSucceeded(summarize(image, [{ format: 'stream' }], run, 'none'));
+  return image;
+}
+
+/** Resolve + plan: the layer sources of an image and its runtime config. */
+export async function planImage(spec: ImageSpec, ctx: BuildContext, run?: BuildRun): Promise<ImagePlan> {
+  if (spec.nixpkgsConf) return planNixpkgsImage(spec, ctx);
+  const store = openStore(ctx.config.store);
+  const resolved = await resolveImage(spec, store, ctx.config.root, ctx.signal);
+  ctx.index.recordStorePaths([...resolved.closure.paths.values()]);
+  const base = spec.fromImage ? await readBaseImage(spec.fromImage, { cacheDir: ctx.config.cacheDir, signal: ctx.signal }) : undefined;
+  const baseLayers = base?.layers ?? [];
+
+  const storeBudget = spec.maxLayers - baseLayers.length - 1;
+  if (storeBudget < 1 && resolved.closure.paths.size > 0) {
+    throw new NixdockError('INPUT_INVALID', `maxLayers ${spec.maxLayers} leaves no room for store layers`, {
+      location: { file: spec.source.file, field: `${spec.source.field ? `${spec.source.field}.` : ''}maxLayers` },
+      found: `${baseLayers.length} base layer(s) + 1 customisation layer`,
+      expected: `maxLayers ≥ ${baseLayers.length + 2}`,
+      hint: 'Raise maxLayers (up to 127) or use a base image with fewer layers.',
+    });
+  }
+  const groups = planLayers(resolved.closure, { strategy: spec.layering, budget: Math.max(storeBudget, 1) });
+  const settings = tarSettings(spec);
+  const physicalPath = (p: string) => store.physicalPath(p);
+  const storeSources = groups.map((group) =>
+    storeLayerSource({ paths: group.paths, settings, storeDir: store.storeDir, physicalPath }),
+  );
+  const customisation = await customisationLayerSource({
+    storeRoots: resolved.contentsPaths,
+    localDirs: resolved.localDirs,
+    extraCommands: spec.extraCommands,
+    settings: { ...settings, uid: 0, gid: 0, uname: 'root', gname: 'root' },
+    storeDir: store.storeDir,
+    physicalPath,
+    tmpDir: join(ctx.config.cacheDir, 'tmp'),
+  });
+  run?.emitPlanned(resolved.closure, storeSources.length + baseLayers.length + 1);
+  return {
+    name: spec.name,
+    tag: spec.tag,
+    sources: [...baseLayers, ...storeSources, customisation],
+    created: resolveTime(spec.created),
+    architecture: spec.architecture,
+    variant: spec.variant,
+    config: base ? mergeBaseConfig(base.config, spec.config) : spec.config,
+    baseHistory: base?.config.history ?? [],
+    codec: spec.compression,
+    dispose: () => customisation.dispose(),
+  };
+}
+
+async function planNixpkgsImage(spec: ImageSpec, ctx: BuildContext): Promise<ImagePlan> {
+  const conf = await readNixpkgsConf(spec.nixpkgsConf!);
+  const store = openStore(ctx.config.store);
+  const physicalPath = (p: string) => store.physicalPath(p);
+  const base = conf.fromImage
+    ? await readBaseImage({ kind: 'docker-archive', path: conf.fromImage }, { cacheDir: ctx.config.cacheDir, signal: ctx.signal })
+    : undefined;
+  const storeSources = conf.storeLayers.map((paths) =>
+    storeLayerSource({ paths, settings: conf.settings, storeDir: conf.storeDir, physicalPath }),
+  );
+  return {
+    name: spec.name,
+    tag: spec.tag ?? conf.tag,
+    sources: [...(base?.layers ?? []), ...storeSources, conf.customisationLayer],
+    created: resolveTime(conf.created),
+    architecture: conf.architecture,
+    config: base ? mergeBaseConfig(base.config, conf.config) : conf.config,
+    baseHistory: base?.config.history ?? [],
+    codec: spec.compression,
+    dispose: async () => {},
+  };
+}
+
+function tarSettings(spec: ImageSpec): TarSettings {
+  return { mtime: toEpochSeconds(spec.mtime), uid: spec.uid, gid: spec.gid, uname: spec.uname, gname: spec.gname };
+}
+
+function resolveTime(value: string): string {
+  return value === 'now' ? new Date().toISOString().replace(/\.\d{3}Z$/, 'Z') : value;
+}
+
+export function assemblePlanned(plan: ImagePlan, layers: Layer[]): Image {
+  const config: ImageConfigFile = buildImageConfig({
+    created: plan.created,
+    architecture: plan.architecture,
+    variant: plan.variant,
+    config: plan.config,
+    layers: layers.map((l) => ({ diffId: l.diffId, description: l.source.description })),
+    baseHistory: plan.baseHistory,
+  });
+  return assembleImage({ name: plan.name, tag: plan.tag, layers, config });
+}
+
+function summarize(image: Image, outputs: OutputResult[], run: BuildRun, codec: Codec, manifestDigest?: Digest): BuildSummary {
+  return {
+    image: image.name,
+    tag: image.tag,
+    configDigest: image.configDigest,
+    manifestDigest,
+    layers: image.layers.map((l) => ({ diffId: l.diffId, digest: l.compressed[codec]?.digest ?? l.diffId, size: l.size, built: l.built, storePaths: [...l.source.storePaths], kind: l.source.kind, key: l.source.key })),
+    outputs,
+    layersBuilt: run.layersBuilt,
+    layersReused: run.layersReused,
+    bytesWritten: run.bytesWritten,
+    ms: Date.now() - run.startedAt,
+  };
+}
+
+/** State and event emission of one build of one image. */
+export class BuildRun {
+  readonly buildId: string;
+  readonly startedAt = Date.now();
+  layersBuilt = 0;
+  layersReused = 0;
+  bytesWritten = 0;
+  private bytesTotal = 0;
+  private progressAt = 0;
+
+  constructor(
+    readonly image: string,
+    private readonly ctx: BuildContext,
+  ) {
+    this.buildId = ctx.buildId ?? randomUUID();
+  }
+
+  emitStarted(): void {
+    this.ctx.bus.emit({ type: 'build:started', image: this.image, buildId: this.buildId, time: this.startedAt });
+  }
+
+  emitPlanned(closure: { paths: Map<string, { narSize: number }> }, layers: number): void {
+    let narSize = 0;
+    for (const info of closure.paths.values()) narSize += info.narSize;
+    this.bytesTotal = narSize;
+    this.ctx.bus.emit({ type: 'resolve:done', image: this.image, buildId: this.buildId, paths: closure.paths.size, narSize });
+    this.ctx.bus.emit({ type: 'plan:done', image: this.image, buildId: this.buildId, layers, bytes: narSize });
+  }
+
+  emitSucceeded(summary: BuildSummary): void {
+    this.ctx.bus.emit({
+      type: 'build:succeeded', image: this.image, buildId: this.buildId, tag: summary.tag, configDigest: summary.configDigest,
+      manifestDigest: summary.manifestDigest, layersBuilt: summary.layersBuilt, layersReused: summary.layersReused,
+      bytesWritten: summary.bytesWritten, ms: summary.ms, outputs: summary.outputs,
+    });
+  }
+
+  emitFailed(error: NixdockError): void {
+    this.ctx.bus.emit({ type: 'build:failed', image: this.image, buildId: this.buildId, error: error.toJSON(), ms: Date.now() - this.startedAt });
+  }
+
+  /** A layer whose recipe the index knows: its bytes need not be read to know its digest. */
+  knownLayer(source: LayerSource): Layer | undefined {
+    const record = this.ctx.index.lookupLayer(source.key);
+    if (!record) return undefined;
+    return { source: this.counted(source), diffId: record.diffId, size: record.size, built: false, compressed: {} };
+  }
+
+  /** Wraps a source so reading it reports progress on the bus. */
+  counted(source: LayerSource): LayerSource {
+    const run = this;
+    return {
+      ...source,
+      size: () => source.size(),
+      open(): Readable {
+        const counter = new Transform({
+          transform(chunk: Buffer, _enc, done) {
+            run.addBytes(chunk.length);
+            done(null, chunk);
+          },
+        });
+        const input = source.open();
+        input.on('error', (err) => counter.destroy(err));
+        return input.pipe(counter);
+      },
+    };
+  }
+
+  private addBytes(n: number): void {
+    this.bytesWritten += n;
+    const now = Date.now();
+    if (now - this.progressAt < 100) return;
+    this.progressAt = now;
+    this.ctx.bus.emit({
+      type: 'progress', image: this.image, buildId: this.buildId, bytesDone: this.bytesWritten,
+      bytesTotal: Math.max(this.bytesTotal, this.bytesWritten), layersDone: this.layersBuilt + this.layersReused, layersTotal: 0,
+    });
+  }
+
+  layerDone(layer: Layer, index: number, _total: number, ms = 0): void {
+    const common = { image: this.image, buildId: this.buildId, index, diffId: layer.diffId, size: layer.size, storePaths: [...layer.source.storePaths] };
+    if (layer.built) {
+      this.layersBuilt++;
+      this.ctx.bus.emit({ type: 'layer:built', ...common, ms });
+    } else {
+      this.layersReused++;
+      this.ctx.bus.emit({ type: 'layer:reused', ...common });
+    }
+    this.ctx.index.recordLayer({ key: layer.source.key, diffId: layer.diffId, size: layer.size, storePaths: [...layer.source.storePaths] });
+  }
+
+  checkAborted(): void {
+    if (this.ctx.signal?.aborted) throw new NixdockError('ABORTED', `The build of ${this.image} was stopped`, { cause: this.ctx.signal.reason });
+  }
+
+  /** Writes the planned image into every configured output. */
+  async writeOutputs(plan: ImagePlan): Promise<BuildSummary> {
+    const formats = this.ctx.formats ?? this.ctx.config.formats;
+    const outDir = this.ctx.outDir ?? this.ctx.config.outDir;
+    await ensureWritableDir(outDir);
+    const outputs: OutputResult[] = [];
+    let layers: Layer[];
+    let manifestDigest: Digest | undefined;
+    if (formats.includes('oci')) {
+      const layout = new OciLayout(join(outDir, 'oci'));
+      layers = await this.layersInto(layout, plan);
+      const image = assemblePlanned(plan, layers);
+      const result = await layout.addImage(image, plan.codec);
+      manifestDigest = result.manifestDigest;
+      outputs.push(result);
+      this.ctx.bus.emit({ type: 'output:written', image: this.image, buildId: this.buildId, output: result });
+    } else {
+      layers = await this.hashedLayers(plan);
+    }
+    const image = assemblePlanned(plan, layers);
+    if (formats.includes('docker-archive')) {
+      const result = await writeDockerArchiveFile([image], join(outDir, archiveFileName(image.name)), this.ctx.signal);
+      outputs.push(result);
+      this.ctx.bus.emit({ type: 'output:written', image: this.image, buildId: this.buildId, output: result });
+    }
+    return summarize(image, outputs, this, plan.codec, manifestDigest);
+  }
+
+  /** Cache lookup + layer build into an OCI layout: a known layer whose blob is present is not re-tarred. */
+  private async layersInto(layout: OciLayout, plan: ImagePlan): Promise<Layer[]> {
+    const layers: Layer[] = [];
+    for (const [index, source] of plan.sources.entries()) {
+      this.checkAborted();
+      const started = Date.now();
+      const layer = (await this.reusableBlob(layout, source, plan.codec)) ?? (await layout.writeLayer(this.counted(source), plan.codec, this.ctx.signal));
+      for (const blob of Object.values(layer.compressed)) {
+        if (blob.codec !== 'none') this.ctx.index.putCompressed(layer.diffId, blob);
+        this.ctx.index.recordBlobLocation(blob.digest, layout.dir);
+      }
+      this.ctx.index.recordBlobLocation(layer.diffId, layout.dir);
+      this.layerDone(layer, index, plan.sources.length, Date.now() - started);
+      layers.push(blobBacked(layer, layout, plan.codec));
+    }
+    return layers;
+  }
+
+  private async reusableBlob(layout: OciLayout, source: LayerSource, codec: Codec): Promise<Layer | undefined> {
+    const record = this.ctx.index.lookupLayer(source.key);
+    if (!record) return undefined;
+    const blob = codec === 'none' ? { codec, digest: record.diffId, size: record.size } : this.ctx.index.getCompressed(record.diffId, codec);
+    if (!blob || !(await layout.hasBlob(blob.digest, blob.size))) return undefined;
+    return { source, diffId: record.diffId, size: record.size, built: false, compressed: { [codec]: blob } };
+  }
+
+  /** Without an OCI layout to write into, layer digests come from the index or one hashing pass. */
+  private async hashedLayers(plan: ImagePlan): Promise<Layer[]> {
+    const layers: Layer[] = [];
+    for (const [index, source] of plan.sources.entries()) {
+      this.checkAborted();
+      const started = Date.now();
+      let layer = this.knownLayer(source);
+      if (!layer) {
+        const { diffId, size } = source.diffId ? { diffId: source.diffId, size: await source.size() } : await hashLayer(this.counted(source), this.ctx.signal);
+        layer = { source, diffId, size, built: true, compressed: {} };
+      }
+      this.layerDone(layer, index, plan.sources.length, Date.now() - started);
+      layers.push(layer);
+    }
+    return layers;
+  }
+}
+
+/**
+ * Once a layer's blob is in the layout uncompressed, later sinks (docker-archive, push) read the
+ * blob instead of walking the store again: one sequential file instead of thousands of small ones.
+ */
+function blobBacked(layer: Layer, layout: OciLayout, codec: Codec): Layer {
+  if (codec !== 'none') return layer;
+  const source = layer.source;
+  return { ...layer, source: { ...source, size: async () => layer.size, open: () => layout.openBlob(layer.diffId) } };
+}
+
+/** `ghcr.io/me/app` → `ghcr.io_me_app.tar`: one archive per image name, replaced atomically on each build. */
+export function archiveFileName(name: string): string {
+  return `${name.replace(/[/:]/g, '_')}.tar`;
+}
+
+async function ensureWritableDir(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+    await access(dir, constants.W_OK);
+  } catch (err) {
+    throw new NixdockError('OUTPUT_NOT_WRITABLE', `The output directory ${dir} is not writable`, {
+      found: (err as NodeJS.ErrnoException).code ?? String(err),
+      hint: 'Choose another directory with --out (or outDir in the config), or fix its permissions.',
+      cause: err,
+    });
+  }
+}

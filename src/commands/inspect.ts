@@ -1,0 +1,127 @@
+/**
+ * `nixdock inspect IMAGE|PATH`: the layers of an image with their store paths and sizes.
+ * For a project image it shows its last build from the index — which layers were reused and,
+ * for built ones, which store paths were new. For an OCI layout or docker-archive path it reads
+ * the image itself.
+ */
+import { Command } from 'commander';
+import { existsSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { extract } from 'tar-stream';
+import { readBaseImage } from '../base/read.js';
+import type { FromImage } from '../config/types.js';
+import { NixdockError } from '../errors.js';
+import type { BuildRecord } from '../index/index.js';
+import { formatBytes } from '../reporters/console.js';
+import type { LayerSource } from '../types.js';
+import { loadProject, openIndex, selectImages } from './shared.js';
+
+interface InspectOptions {
+  config?: string;
+  json?: boolean;
+}
+
+interface InspectedLayer {
+  diffId: string;
+  size: number;
+  storePaths: string[];
+  built?: boolean;
+  newPaths?: string[];
+  description?: string;
+}
+
+export function register(program: Command): void {
+  program
+    .command('inspect')
+    .description('List the layers of a project image (its last build) or of an image at a path')
+    .argument('<image-or-path>', 'a project image name, an OCI layout dir (oci:DIR[:TAG]) or a docker-archive file')
+    .option('-c, --config <file>', 'config file (for project images)')
+    .option('--json', 'print JSON')
+    .action(async (target: string, opts: InspectOptions) => {
+      const layers = looksLikePath(target) ? await inspectPath(target) : await inspectProjectImage(target, opts);
+      if (opts.json) process.stdout.write(JSON.stringify({ ok: true, target, layers }, null, 2) + '\n');
+      else process.stdout.write(renderLayers(layers));
+    });
+}
+
+function looksLikePath(target: string): boolean {
+  return /^(oci|docker-archive):/.test(target) || target.includes('/') || existsSync(target);
+}
+
+async function inspectProjectImage(name: string, opts: InspectOptions): Promise<InspectedLayer[]> {
+  const config = await loadProject(opts);
+  selectImages(config, [name]);
+  const index = openIndex(config);
+  let build: BuildRecord | undefined;
+  try {
+    build = index.lastBuild(name, 'succeeded');
+  } finally {
+    index.close();
+  }
+  if (!build) {
+    throw new NixdockError('IMAGE_NOT_FOUND', `${name} has not been built yet`, { hint: `Run: nixdock build ${name}` });
+  }
+  process.stderr.write(`${name}:${build.tag} built ${new Date(build.finishedAt ?? build.startedAt).toISOString()} (${build.layersBuilt} built, ${build.layersReused} reused)\n`);
+  return build.layers.map((l) => ({ diffId: l.diffId, size: l.size, storePaths: l.storePaths, built: l.built, newPaths: l.built ? l.newPaths : [] }));
+}
+
+async function inspectPath(target: string): Promise<InspectedLayer[]> {
+  const from = parsePathTarget(target);
+  const base = await readBaseImage(from, { cacheDir: resolve('.nixdock') });
+  const history = base.config.history.filter((h) => !h.empty_layer);
+  const layers: InspectedLayer[] = [];
+  for (const [i, layer] of base.layers.entries()) {
+    layers.push({
+      diffId: layer.diffId!,
+      size: await layer.size(),
+      storePaths: await storePathsIn(layer),
+      description: history[i]?.comment ?? history[i]?.created_by,
+    });
+  }
+  return layers;
+}
+
+function parsePathTarget(target: string): FromImage {
+  if (target.startsWith('docker-archive:')) return { kind: 'docker-archive', path: resolve(target.slice(15)) };
+  if (target.startsWith('oci:')) {
+    const [dir, tag] = target.slice(4).split(':');
+    return { kind: 'oci', path: resolve(dir!), ...(tag ? { tag } : {}) };
+  }
+  return statSync(target).isDirectory() ? { kind: 'oci', path: resolve(target) } : { kind: 'docker-archive', path: resolve(target) };
+}
+
+/** The store paths a layer holds: the distinct `/nix/store/<name>` prefixes of its entries. */
+async function storePathsIn(layer: LayerSource): Promise<string[]> {
+  const found = new Set<string>();
+  const reader = extract();
+  const done = new Promise<void>((resolvePromise, reject) => {
+    reader.on('entry', (header, stream, next) => {
+      const match = /^\/?(nix\/store\/[^/]+)/.exec(header.name);
+      if (match) found.add(`/${match[1]}`);
+      stream.on('end', next);
+      stream.resume();
+    });
+    reader.on('finish', resolvePromise);
+    reader.on('error', reject);
+  });
+  layer.open().pipe(reader);
+  await done;
+  return [...found].sort();
+}
+
+function renderLayers(layers: InspectedLayer[]): string {
+  const lines: string[] = [];
+  for (const [i, layer] of layers.entries()) {
+    const state = layer.built === undefined ? '' : layer.built ? 'built ' : 'reused';
+    lines.push(`${String(i + 1).padStart(3)}  ${layer.diffId.slice(7, 19)}  ${formatBytes(layer.size).padStart(9)}  ${state}  ${summarizePaths(layer.storePaths)}`);
+    if (layer.built && layer.newPaths?.length) lines.push(`       rebuilt because new: ${layer.newPaths.join(', ')}`);
+    else if (layer.description && !layer.storePaths.length) lines.push(`       ${layer.description}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+function summarizePaths(paths: string[]): string {
+  if (paths.length === 0) return '(no store paths)';
+  const names = paths.map((p) => p.replace(/^\/nix\/store\/[0-9a-z]{32}-/, ''));
+  return names.length <= 4 ? names.join(', ') : `${names.slice(0, 4).join(', ')} … (+${names.length - 4})`;
+}

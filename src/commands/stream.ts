@@ -1,0 +1,108 @@
+/**
+ * `nixdock stream IMAGE`: a docker-archive on stdout, like running a streamLayeredImage script —
+ * `nixdock stream app | podman load`. No temporary file: cold layers are hashed while they stream.
+ */
+import { Command } from 'commander';
+import { resolve } from 'node:path';
+import { streamImage } from '../build.js';
+import type { ImageSpec, ResolvedConfig } from '../config/types.js';
+import { NixdockError } from '../errors.js';
+import { EventBus } from '../events.js';
+import { attachConsoleReporter } from '../reporters/console.js';
+import { interruptSignal, loadProject, openIndex, selectImages } from './shared.js';
+
+interface StreamOptions {
+  config?: string;
+  nixpkgsConf?: string;
+  quiet?: boolean;
+}
+
+export function register(program: Command): void {
+  program
+    .command('stream')
+    .description('Write an image as a docker-archive to stdout (pipe it into `podman load` / `docker load`)')
+    .argument('[image]', 'image to stream (optional with --nixpkgs-conf)')
+    .option('-c, --config <file>', 'config file (default: search from the current directory)')
+    .option('--nixpkgs-conf <file>', 'the conf.json of a nixpkgs streamLayeredImage: same layers, same digests')
+    .option('-q, --quiet', 'no progress on stderr')
+    .action(async (image: string | undefined, opts: StreamOptions) => {
+      await runStream(image, opts);
+    });
+}
+
+async function runStream(name: string | undefined, opts: StreamOptions): Promise<void> {
+  if (process.stdout.isTTY) {
+    throw new NixdockError('INPUT_INVALID', 'Refusing to write an image archive to a terminal', {
+      hint: 'Pipe it: nixdock stream IMAGE | podman load   (or redirect: > image.tar)',
+    });
+  }
+  const { config, spec } = await streamTarget(name, opts);
+  const index = openIndex(config);
+  const bus = new EventBus();
+  const detach = opts.quiet ? () => {} : attachConsoleReporter(bus);
+  const { signal, dispose } = interruptSignal();
+  try {
+    await streamImage(spec, { config, bus, index, signal, reason: 'nixdock stream' }, process.stdout);
+  } finally {
+    detach();
+    dispose();
+    index.close();
+  }
+}
+
+async function streamTarget(name: string | undefined, opts: StreamOptions): Promise<{ config: ResolvedConfig; spec: ImageSpec }> {
+  if (!opts.nixpkgsConf) {
+    if (!name) throw new NixdockError('INPUT_INVALID', 'Name the image to stream', { hint: 'nixdock stream IMAGE, or nixdock stream --nixpkgs-conf conf.json' });
+    const config = await loadProject(opts);
+    return { config, spec: selectImages(config, [name])[0]! };
+  }
+  // A nixpkgs conf.json needs no nixdock project: the migration path is one command.
+  const config = await loadProject(opts).catch((err) => {
+    if (err instanceof NixdockError && err.code === 'CONFIG_NOT_FOUND') return standaloneConfig(process.cwd());
+    throw err;
+  });
+  const file = resolve(opts.nixpkgsConf);
+  return { config, spec: nixpkgsSpec(file, name ?? 'nixpkgs-image') };
+}
+
+/** Defaults for running without a config file: the Nix store, a cache in ./.nixdock. */
+export function standaloneConfig(cwd: string): ResolvedConfig {
+  return {
+    configFile: resolve(cwd, 'nixdock.config.ts'),
+    root: cwd,
+    store: { type: 'nix', storeDir: '/nix/store' },
+    outDir: resolve(cwd, 'out'),
+    cacheDir: resolve(cwd, '.nixdock'),
+    formats: ['oci'],
+    daemon: { host: '127.0.0.1', port: 7391, debounceMs: 150, watch: [] },
+    gc: { keepBuilds: 5 },
+    images: [],
+    dependencies: [],
+    specGlobs: [],
+  };
+}
+
+function nixpkgsSpec(file: string, name: string): ImageSpec {
+  return {
+    name,
+    contents: [],
+    config: {},
+    maxLayers: 127,
+    layering: 'popularity',
+    created: '1970-01-01T00:00:01Z',
+    mtime: '1970-01-01T00:00:01Z',
+    uid: 0,
+    gid: 0,
+    uname: 'root',
+    gname: 'root',
+    architecture: 'amd64',
+    includeStorePaths: true,
+    includeNixDB: false,
+    nixpkgsConf: file,
+    compression: 'none',
+    push: [],
+    load: [],
+    watch: [],
+    source: { file, field: '' },
+  };
+}

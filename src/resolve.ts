@@ -1,0 +1,45 @@
+/**
+ * Resolve stage: from an image spec to the closure that goes into the image.
+ * Realises installables with the store, adds store paths named in `config` (as
+ * buildLayeredImage does: a Cmd pointing into the store pulls that path in), and asks the
+ * store for the whole closure in one go.
+ */
+import type { ImageSpec } from './config/types.js';
+import type { Closure, ContainerConfig, Store } from './types.js';
+
+export interface ResolvedImage {
+  closure: Closure;
+  /** Store paths listed in `contents` (realised installables included): merged into the image root. */
+  contentsPaths: string[];
+  /** Local directories copied into the image root. */
+  localDirs: string[];
+}
+
+export async function resolveImage(spec: ImageSpec, store: Store, root: string, signal?: AbortSignal): Promise<ResolvedImage> {
+  const contentsPaths: string[] = [];
+  const localDirs: string[] = [];
+  for (const entry of spec.contents) {
+    signal?.throwIfAborted();
+    if (entry.kind === 'storePath') contentsPaths.push(entry.path);
+    else if (entry.kind === 'localDir') localDirs.push(entry.path);
+    else contentsPaths.push(...(await store.realise(entry.installable, root, signal)));
+  }
+  const roots = [...new Set([...contentsPaths, ...storePathsInConfig(spec.config, store.storeDir)])].sort();
+  // includeStorePaths: false keeps only the customisation layer (its symlinks may dangle), as in dockerTools.
+  const closure = spec.includeStorePaths && roots.length > 0 ? await store.closure(roots, signal) : emptyClosure(store);
+  return { closure, contentsPaths: [...new Set(contentsPaths)].sort(), localDirs };
+}
+
+/** Store paths mentioned anywhere in the runtime config's strings (Cmd, Entrypoint, Env, …). */
+export function storePathsInConfig(config: ContainerConfig, storeDir: string): string[] {
+  const escaped = storeDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  // A store path is the store dir, a 32-char nix-base32 hash, a dash and a name.
+  const pattern = new RegExp(`${escaped}/[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+\\-._?=]+`, 'g');
+  const found = new Set<string>();
+  for (const match of JSON.stringify(config).matchAll(pattern)) found.add(match[0]);
+  return [...found];
+}
+
+function emptyClosure(store: Store): Closure {
+  return { storeDir: store.storeDir, roots: [], paths: new Map() };
+}
