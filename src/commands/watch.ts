@@ -1,0 +1,66 @@
+/**
+ * `nixdock watch`: the daemon. Builds every image once, then rebuilds what each file change
+ * affects, and serves the dashboard and the WebSocket event stream until SIGINT/SIGTERM.
+ */
+import type { Command } from 'commander';
+import { Daemon } from '../daemon/daemon.js';
+import { describeMessage } from '../daemon/describe.js';
+import type { ServerMessage } from '../daemon/protocol.js';
+import { NixdockError } from '../errors.js';
+import { plainLine } from '../reporters/console.js';
+import { interruptSignal } from './shared.js';
+
+export interface WatchOptions {
+  config?: string;
+  host?: string;
+  port?: number;
+  json?: boolean;
+}
+
+export function register(program: Command): void {
+  program
+    .command('watch')
+    .description('Build all images, then rebuild on every change; serves a live dashboard and a WebSocket event stream')
+    .option('-c, --config <file>', 'config file (default: search from the current directory)')
+    .option('--host <address>', 'address to listen on (default: daemon.host of the config, 127.0.0.1)')
+    .option('--port <port>', 'port to listen on; 0 picks a free one (default: daemon.port of the config, 7391)', parsePort)
+    .option('--json', 'print one JSON object per line (events and daemon messages) on stdout')
+    .action(async (opts: WatchOptions) => {
+      await watch(opts);
+    });
+}
+
+function parsePort(value: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new NixdockError('INPUT_INVALID', `--port must be a TCP port number`, { found: value, expected: 'an integer from 0 to 65535' });
+  }
+  return port;
+}
+
+/** Runs the daemon until the first SIGINT/SIGTERM (a second one exits at once). */
+export async function watch(opts: WatchOptions): Promise<void> {
+  const print = opts.json
+    ? (message: ServerMessage) => process.stdout.write(JSON.stringify(message) + '\n')
+    : (message: ServerMessage) => {
+        const line = message.type === 'event' ? plainLine(message.event) : describeMessage(message);
+        if (line) process.stdout.write(line + '\n');
+      };
+  const { signal, dispose } = interruptSignal();
+  try {
+    const daemon = await Daemon.start({ cwd: process.cwd(), configFile: opts.config, host: opts.host, port: opts.port, onMessage: print });
+    daemon.bus.on((event) => print({ type: 'event', event }));
+    const info = daemon.info!;
+    if (opts.json) {
+      process.stdout.write(JSON.stringify({ type: 'listening', url: info.url, dashboard: daemon.dashboardUrl(), wsUrl: info.wsUrl, pid: info.pid }) + '\n');
+    } else {
+      process.stdout.write(`nixdock daemon (pid ${info.pid}) watching ${daemon.images.length} image(s)\n  dashboard: ${daemon.dashboardUrl()}\n  events:    nixdock events\n`);
+    }
+    daemon.buildAll('startup');
+    if (!signal.aborted) await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    await daemon.stop();
+    if (!opts.json) process.stdout.write('nixdock daemon stopped\n');
+  } finally {
+    dispose();
+  }
+}

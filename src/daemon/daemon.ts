@@ -1,0 +1,249 @@
+/**
+ * `nixdock watch` as a long-running object: config + index + scheduler + watcher + server,
+ * wired through one event bus. The CLI command only parses flags, starts it and handles signals.
+ */
+import { relative } from 'node:path';
+import { buildImage } from '../build.js';
+import { loadConfig } from '../config/load.js';
+import type { ImageSpec, ResolvedConfig } from '../config/types.js';
+import { NixdockError, toNixdockError } from '../errors.js';
+import { EventBus } from '../events.js';
+import { LayerIndex } from '../index/index.js';
+import { VERSION } from '../version.js';
+import { PROTOCOL_VERSION, type BuildSummaryMessage, type ClientMessage, type ServerMessage } from './protocol.js';
+import { Scheduler } from './scheduler.js';
+import { DaemonServer } from './server.js';
+import { LiveState } from './state.js';
+import { assertNoLiveDaemon, newToken, removeDaemonInfo, writeDaemonInfo, type DaemonInfo } from './state-file.js';
+import { ProjectWatcher, type ChangeSet } from './watcher.js';
+
+/** Same shape as buildImage; injectable so scheduler-level tests can use a stand-in. */
+export type Builder = typeof buildImage;
+
+export interface DaemonOptions {
+  cwd: string;
+  configFile?: string;
+  /** Override config.daemon.host / port (the --host / --port flags). Port 0 picks a free port. */
+  host?: string;
+  port?: number;
+  pingIntervalMs?: number;
+  slowClientBytes?: number;
+  builder?: Builder;
+  /** Sees every non-event message the daemon broadcasts (change, config-error, config-reloaded, error). */
+  onMessage?: (message: ServerMessage) => void;
+}
+
+export class Daemon {
+  readonly bus = new EventBus();
+  private readonly live = new LiveState();
+  private readonly scheduler: Scheduler;
+  private server?: DaemonServer;
+  private watcher?: ProjectWatcher;
+  private reloading: Promise<void> = Promise.resolve();
+  private stopped?: Promise<void>;
+  info?: DaemonInfo;
+
+  private constructor(
+    private config: ResolvedConfig,
+    private readonly index: LayerIndex,
+    private readonly options: DaemonOptions,
+  ) {
+    const builder = options.builder ?? buildImage;
+    this.scheduler = new Scheduler(async (image, run) => {
+      const spec = this.spec(image);
+      const building = builder(spec, { config: this.config, bus: this.bus, index: this.index, ...run });
+      this.live.noteReason(image, run.buildId, run.reason); // build:started is emitted synchronously above
+      return building;
+    }, this.bus);
+    // LiveState first, so a snapshot sent to a resyncing client already includes this event.
+    this.bus.on((event) => this.live.observe(event));
+    this.bus.on((event) => this.server?.broadcast({ type: 'event', event }));
+  }
+
+  /** Loads the config, refuses a second daemon, listens, writes daemon.json and starts watching. */
+  static async start(options: DaemonOptions): Promise<Daemon> {
+    const config = withOverrides(await loadConfig({ cwd: options.cwd, configFile: options.configFile }), options);
+    await assertNoLiveDaemon(config.cacheDir);
+    const index = LayerIndex.open(config.cacheDir);
+    const daemon = new Daemon(config, index, options);
+    try {
+      await daemon.listen();
+      daemon.watcher = await ProjectWatcher.start(config, {
+        onChange: (change) => daemon.onChange(change),
+        onError: (err) => daemon.broadcastError(new NixdockError('DAEMON', `File watching failed: ${err.message}`, { cause: err })),
+      });
+    } catch (err) {
+      await daemon.stop();
+      throw err;
+    }
+    return daemon;
+  }
+
+  get images(): string[] {
+    return this.config.images.map((i) => i.name);
+  }
+
+  /** Queues a build of every image (the startup build). */
+  buildAll(reason: string): void {
+    for (const image of this.images) this.scheduler.request(image, reason);
+  }
+
+  /** Resolves when nothing is building or queued. */
+  idle(): Promise<void> {
+    return this.scheduler.idle();
+  }
+
+  /**
+   * Stops at a layer boundary and frees everything: watcher, builds, clients, port, index,
+   * daemon.json. Safe to call more than once.
+   */
+  stop(): Promise<void> {
+    this.stopped ??= (async () => {
+      await this.watcher?.close();
+      await this.reloading;
+      await this.scheduler.stop();
+      await this.server?.close();
+      this.index.close();
+      if (this.info) removeDaemonInfo(this.config.cacheDir);
+    })();
+    return this.stopped;
+  }
+
+  private async listen(): Promise<void> {
+    const token = newToken();
+    const { host, port } = this.config.daemon;
+    this.server = new DaemonServer({
+      host, port, token,
+      pingIntervalMs: this.options.pingIntervalMs,
+      slowClientBytes: this.options.slowClientBytes,
+      handlers: {
+        greeting: () => this.greeting(),
+        snapshot: () => this.snapshot(),
+        request: (message) => this.answer(message),
+      },
+    });
+    const address = await this.server.listen();
+    const urlHost = host.includes(':') ? `[${host}]` : host;
+    const base = `${urlHost}:${address.port}`;
+    this.info = {
+      pid: process.pid, host, port: address.port, url: `http://${base}/`, wsUrl: `ws://${base}/ws`, token,
+      protocol: PROTOCOL_VERSION, startedAt: Date.now(),
+    };
+    writeDaemonInfo(this.config.cacheDir, this.info);
+  }
+
+  /** The dashboard URL with the token in the fragment (never sent to any server). */
+  dashboardUrl(): string {
+    return `${this.info!.url}#token=${this.info!.token}`;
+  }
+
+  private spec(image: string): ImageSpec {
+    const spec = this.config.images.find((i) => i.name === image);
+    if (!spec) {
+      throw new NixdockError('IMAGE_NOT_FOUND', `No image named ${JSON.stringify(image)} in the config`, {
+        location: { file: this.config.configFile },
+        found: image,
+        expected: this.images.join(', ') || '(no images configured)',
+        hint: 'Use one of the configured image names.',
+      });
+    }
+    return spec;
+  }
+
+  private greeting(): ServerMessage[] {
+    const hello: ServerMessage = {
+      type: 'hello', protocol: PROTOCOL_VERSION, version: VERSION, pid: process.pid,
+      root: this.config.root, configFile: this.config.configFile, images: this.images,
+    };
+    return [hello, this.snapshot()];
+  }
+
+  private snapshot(): ServerMessage {
+    const images = this.live.snapshot(this.config.images, (i) => this.scheduler.stateOf(i), {
+      lastBuild: (image) => toMessage(this.index.lastBuild(image)),
+      history: () => [],
+    });
+    return { type: 'snapshot', images, ...(this.live.configError && { configError: this.live.configError }) };
+  }
+
+  private answer(message: ClientMessage): ServerMessage | undefined {
+    switch (message.type) {
+      case 'rebuild':
+        this.scheduler.request(this.spec(message.image).name, 'rebuild requested by a client');
+        return undefined;
+      case 'history': {
+        if (message.image !== undefined) this.spec(message.image);
+        const builds = this.index.history(message.image, message.limit ?? 20).map((b) => toMessage(b)!);
+        return { type: 'history', ...(message.image !== undefined && { image: message.image }), builds };
+      }
+    }
+  }
+
+  private onChange(change: ChangeSet): void {
+    this.publish({ type: 'change', files: change.files, images: change.images, config: change.config });
+    const reason = `changed: ${change.files.map((f) => relative(this.config.root, f) || f).join(', ')}`;
+    this.reloading = this.reloading.then(async () => {
+      const fromConfig = change.config ? await this.reload() : [];
+      for (const image of new Set([...fromConfig, ...change.images])) {
+        if (this.images.includes(image) && !this.stopped) this.scheduler.request(image, reason);
+      }
+    });
+  }
+
+  /**
+   * Reloads the config; on failure keeps the last good one and tells clients. Returns the images
+   * whose resolved spec changed (new ones included).
+   */
+  private async reload(): Promise<string[]> {
+    let next: ResolvedConfig;
+    try {
+      next = withOverrides(await loadConfig({ cwd: this.options.cwd, configFile: this.config.configFile }), this.options);
+    } catch (err) {
+      const error = toNixdockError(err).toJSON();
+      this.live.configError = error;
+      this.publish({ type: 'config-error', error });
+      return [];
+    }
+    const changed = changedImages(this.config, next);
+    for (const old of this.config.images) {
+      if (!next.images.some((i) => i.name === old.name)) this.scheduler.cancel(old.name, 'config');
+    }
+    // The listening address stays as it is: moving it would strand every connected client.
+    this.config = { ...next, daemon: { ...next.daemon, host: this.config.daemon.host, port: this.config.daemon.port } };
+    this.live.configError = undefined;
+    this.watcher?.update(this.config);
+    this.publish({ type: 'config-reloaded', images: this.images });
+    this.server?.broadcast(this.snapshot());
+    return changed;
+  }
+
+  private broadcastError(error: NixdockError): void {
+    this.publish({ type: 'error', error: error.toJSON() });
+  }
+
+  private publish(message: ServerMessage): void {
+    this.server?.broadcast(message);
+    this.options.onMessage?.(message);
+  }
+}
+
+function withOverrides(config: ResolvedConfig, options: DaemonOptions): ResolvedConfig {
+  return {
+    ...config,
+    daemon: { ...config.daemon, host: options.host ?? config.daemon.host, port: options.port ?? config.daemon.port },
+  };
+}
+
+/** Images that are new or whose spec differs (its source location alone does not count). */
+function changedImages(before: ResolvedConfig, after: ResolvedConfig): string[] {
+  const key = (spec: ImageSpec) => JSON.stringify({ ...spec, source: undefined });
+  const old = new Map(before.images.map((s) => [s.name, key(s)]));
+  const storeChanged = JSON.stringify(before.store) !== JSON.stringify(after.store) || before.outDir !== after.outDir;
+  return after.images.filter((s) => storeChanged || old.get(s.name) !== key(s)).map((s) => s.name);
+}
+
+/** The index's build record, as the protocol sends it. */
+function toMessage(record: ReturnType<LayerIndex['lastBuild']>): BuildSummaryMessage | undefined {
+  if (!record) return undefined;
+  return { ...record, layers: record.layers.map(({ index, diffId, size, built, storePaths, newPaths }) => ({ index, diffId, size, built, storePaths, newPaths })) };
+}

@@ -1,0 +1,81 @@
+/**
+ * The dashboard in headless Chromium against the real daemon: it shows the images with their
+ * layers and history, and a rebuild caused by a file edit appears without a reload.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { chromium, type Browser } from 'playwright-core';
+import { missingTools } from '../helpers/tools.js';
+import { helloApp } from '../helpers/nix.js';
+import { makeProject, settled, startDaemon, type DaemonProcess, type Project } from './helpers.js';
+
+const skip = missingTools([['nix-build', 'nix-bin'], ['chromium', 'chromium']]);
+let project: Project;
+let daemon: DaemonProcess;
+let browser: Browser | undefined;
+
+before(async () => {
+  if (skip) return;
+  project = makeProject({ message: 'dashboard v1' });
+  daemon = await startDaemon(project);
+  await settled(daemon.info, 'app');
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  await daemon?.stop();
+  project?.cleanup();
+});
+
+test('the dashboard shows the image, its layers and history, and a rebuild from a file edit live', { skip }, async () => {
+  const page = await browser!.newPage({ viewport: { width: 1280, height: 1000 } });
+  const problems: string[] = [];
+  page.on('pageerror', (err) => problems.push(err.message));
+  page.on('console', (m) => { if (m.type() === 'error') problems.push(m.text()); });
+
+  await page.goto(`${daemon.info.url}#token=${daemon.info.token}`);
+  const card = page.locator('article.image[data-image="app"]');
+  await card.locator('.name', { hasText: 'app' }).waitFor();
+  await page.locator('#conn', { hasText: 'live' }).waitFor();
+  assert.equal(await card.locator('.state').textContent(), 'idle');
+  await card.locator('.history li .badge.succeeded').first().waitFor();
+  const layerRows = await card.locator('table.layers tbody tr').count();
+  assert.ok(layerRows >= 2, `${layerRows} layer rows`);
+  assert.ok((await card.locator('table.layers').textContent())!.includes('busybox-static'), 'store paths are listed by name');
+  assert.equal(new URL(page.url()).hash, '', 'the token is taken out of the address bar');
+  const historyBefore = await card.locator('.history li').count();
+  await page.evaluate(() => { (globalThis as { marker?: number }).marker = 42; });
+
+  project.write('app.nix', helloApp('dashboard v2'));
+  await card.locator('.history li').nth(historyBefore).waitFor({ timeout: 60_000 });
+  await card.locator('.state', { hasText: 'idle' }).waitFor();
+  assert.equal(await card.locator('.history li .badge').first().textContent(), 'succeeded');
+  assert.ok((await card.locator('table.layers .badge.built').count()) >= 1, 'the new build shows built layers');
+  assert.ok((await card.locator('table.layers .badge.reused').count()) >= 1, 'and reused ones');
+  assert.match((await page.locator('#log').textContent())!, /changed: app\.nix/);
+  assert.equal(await page.evaluate(() => (globalThis as { marker?: number }).marker), 42, 'no reload happened');
+  assert.ok(await page.locator('canvas.chart').first().isVisible(), 'the layer size chart is drawn');
+  if (process.env.NIXDOCK_SCREENSHOT) await page.screenshot({ path: process.env.NIXDOCK_SCREENSHOT, fullPage: true });
+  assert.deepEqual(problems, []);
+});
+
+test('the page is served without the token and other origins cannot read it as a frame', { skip }, async () => {
+  const res = await fetch(daemon.info.url);
+  const html = await res.text();
+  assert.equal(res.status, 200);
+  assert.ok(!html.includes(daemon.info.token));
+  assert.equal(res.headers.get('x-frame-options'), 'DENY');
+  assert.equal((await fetch(new URL('/vendor/chart.umd.js', daemon.info.url))).status, 200);
+  assert.equal((await fetch(new URL('/daemon.json', daemon.info.url))).status, 404);
+});
+
+test('a page opened without a token says how to get one', { skip }, async () => {
+  const page = await browser!.newPage();
+  await page.goto(daemon.info.url);
+  await page.locator('#conn', { hasText: 'no token' }).waitFor();
+  assert.match((await page.locator('#empty').textContent())!, /#token=/);
+});
