@@ -58,7 +58,7 @@ async function planStoreLayer(opts: StoreLayerOptions, template: HeaderTemplate)
   const entries = storeDirEntries(opts.storeDir);
   for (const path of opts.paths) {
     assertStorePath(path, opts.storeDir);
-    walkTree({ nameRoot: path, physicalRoot: opts.physicalPath(path) }, entries, () => missingStorePath(path));
+    walkTree({ nameRoot: path, physicalRoot: opts.physicalPath(path), canonicalModes: true }, entries, () => missingStorePath(path));
     // One store path is walked synchronously; let other work (the daemon's sockets) run between paths.
     await yieldToEventLoop();
   }

@@ -21,6 +21,18 @@ export interface TreeRoot {
   nameRoot: string;
   /** The directory (or file) on this machine. */
   physicalRoot: string;
+  /**
+   * Write the modes Nix gives everything in a store (0444 files, 0555 executables and directories)
+   * instead of the modes on disk. A real store already has them; a store-layout directory checked
+   * out of git does not (git keeps only the x bit, the umask decides the rest), and its layers must
+   * not depend on who cloned it.
+   */
+  canonicalModes?: boolean;
+}
+
+function storeMode(stats: Stats): number {
+  if (stats.isSymbolicLink()) return 0o777;
+  return stats.isDirectory() || stats.mode & 0o100 ? 0o555 : 0o444;
 }
 
 /** The physical file behind an entry. */
@@ -57,7 +69,7 @@ function toEntry(tree: TreeRoot, name: string, physical: string, stats: Stats): 
     tree,
     name: type === 'dir' ? `${name}/` : name,
     type,
-    mode: stats.mode & 0o7777,
+    mode: tree.canonicalModes ? storeMode(stats) : stats.mode & 0o7777,
     size: type === 'file' ? stats.size : 0,
     linkName: type === 'symlink' ? readlinkSync(physical) : '',
   };
