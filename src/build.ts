@@ -131,12 +131,16 @@ export async function streamImage(spec: ImageSpec, ctx: BuildContext, out: Writa
   run.emitStarted();
   const plan = await planImage(spec, ctx, run);
   const known = plan.sources.map((source) => run.knownLayer(source) ?? run.counted(source));
+  let layerStarted = Date.now();
   const image = await streamDockerArchive({
     layers: known,
     assemble: (layers) => assemblePlanned(plan, layers),
     out,
     signal: ctx.signal,
-    onLayer: (layer, index) => run.layerDone(layer, index, plan.sources.length),
+    onLayer: (layer, index) => {
+      run.layerDone(layer, index, Date.now() - layerStarted);
+      layerStarted = Date.now();
+    },
   }).finally(() => plan.dispose());
   run.emitSucceeded(summarize(image, [{ format: 'stream' }], run, 'none'));
   return image;
@@ -256,6 +260,7 @@ export class BuildRun {
   layersReused = 0;
   bytesWritten = 0;
   private bytesTotal = 0;
+  private layersTotal = 0;
   private progressAt = 0;
 
   constructor(
@@ -273,6 +278,7 @@ export class BuildRun {
     let narSize = 0;
     for (const info of closure.paths.values()) narSize += info.narSize;
     this.bytesTotal = narSize;
+    this.layersTotal = layers;
     this.ctx.bus.emit({ type: 'resolve:done', image: this.image, buildId: this.buildId, paths: closure.paths.size, narSize });
     this.ctx.bus.emit({ type: 'plan:done', image: this.image, buildId: this.buildId, layers, bytes: narSize });
   }
@@ -323,11 +329,11 @@ export class BuildRun {
     this.progressAt = now;
     this.ctx.bus.emit({
       type: 'progress', image: this.image, buildId: this.buildId, bytesDone: this.bytesWritten,
-      bytesTotal: Math.max(this.bytesTotal, this.bytesWritten), layersDone: this.layersBuilt + this.layersReused, layersTotal: 0,
+      bytesTotal: Math.max(this.bytesTotal, this.bytesWritten), layersDone: this.layersBuilt + this.layersReused, layersTotal: this.layersTotal,
     });
   }
 
-  layerDone(layer: Layer, index: number, _total: number, ms = 0): void {
+  layerDone(layer: Layer, index: number, ms = 0): void {
     const common = { image: this.image, buildId: this.buildId, index, diffId: layer.diffId, size: layer.size, storePaths: [...layer.source.storePaths] };
     if (layer.built) {
       this.layersBuilt++;
@@ -383,7 +389,7 @@ export class BuildRun {
         this.ctx.index.recordBlobLocation(blob.digest, layout.dir);
       }
       this.ctx.index.recordBlobLocation(layer.diffId, layout.dir);
-      this.layerDone(layer, index, plan.sources.length, Date.now() - started);
+      this.layerDone(layer, index, Date.now() - started);
       layers.push(blobBacked(layer, layout, plan.codec));
     }
     return layers;
@@ -408,7 +414,7 @@ export class BuildRun {
         const { diffId, size } = source.diffId ? { diffId: source.diffId, size: await source.size() } : await hashLayer(this.counted(source), this.ctx.signal);
         layer = { source, diffId, size, built: true, compressed: {} };
       }
-      this.layerDone(layer, index, plan.sources.length, Date.now() - started);
+      this.layerDone(layer, index, Date.now() - started);
       layers.push(layer);
     }
     return layers;
