@@ -6,8 +6,8 @@
  */
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { createHash } from 'node:crypto';
 import { join } from 'node:path';
+import { sha256 } from '../digest.js';
 import { NixdockError } from '../errors.js';
 import type { Codec, Descriptor, Digest } from '../types.js';
 import { invalidBase, isDigest, parseImageConfig, parseJson } from './image-config.js';
@@ -118,7 +118,7 @@ async function readBlob(dir: string, descriptor: Descriptor, description: string
   const bytes = await readFile(path).catch((err: unknown) => {
     throw invalidBase(description, `blob ${descriptor.digest}`, 'missing from blobs/sha256', 'every blob the manifest names', err);
   });
-  const actual = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+  const actual = sha256(bytes);
   if (actual !== descriptor.digest) {
     throw new NixdockError('DIGEST_MISMATCH', `Blob ${descriptor.digest} of ${description} does not match its digest`, {
       location: { file: path },

@@ -3,7 +3,7 @@
  * the Image that every output consumes. Same inputs → same config bytes → same image id on
  * any machine; that is also where a content-derived tag comes from.
  */
-import { createHash } from 'node:crypto';
+import { sha256 } from '../digest.js';
 import { NixdockError } from '../errors.js';
 import type { ContainerConfig, Digest, HistoryEntry, Image, ImageConfigFile, Layer } from '../types.js';
 import { CONFIG_SHAPE, canonicalJson } from './canonical.js';
@@ -77,8 +77,8 @@ const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 export function assembleImage(opts: AssembleOptions): Image {
   checkLayersMatchConfig(opts.layers, opts.config);
   const configBytes = serializeConfig(opts.config);
-  const hex = createHash('sha256').update(configBytes).digest('hex');
-  const tag = opts.tag ?? hex.slice(0, 32);
+  const configDigest = sha256(configBytes);
+  const tag = opts.tag ?? configDigest.slice(7, 39);
   if (!TAG.test(tag)) {
     throw new NixdockError('REFERENCE_INVALID', `"${tag}" is not a valid image tag`, {
       location: { field: 'tag' },
@@ -87,7 +87,7 @@ export function assembleImage(opts: AssembleOptions): Image {
       hint: 'Pick a tag such as "latest" or "1.2.3", or leave it out to derive one from the image content.',
     });
   }
-  return { name: opts.name, tag, layers: opts.layers, config: opts.config, configBytes, configDigest: `sha256:${hex}` };
+  return { name: opts.name, tag, layers: opts.layers, config: opts.config, configBytes, configDigest };
 }
 
 /** An image whose config names other layers than it carries would be rejected by every loader. */

@@ -2,7 +2,7 @@
  * OCI manifests: which blobs make an image, for one choice of layer compression.
  * The same image has one manifest (and digest) per codec; the config is shared.
  */
-import { createHash } from 'node:crypto';
+import { sha256 } from '../digest.js';
 import { NixdockError } from '../errors.js';
 import type { Codec, Descriptor, Digest, Image, Layer } from '../types.js';
 import { MANIFEST_SHAPE, canonicalJson } from './canonical.js';
@@ -57,7 +57,7 @@ export function ociManifest(image: Image, codec: Codec): ManifestResult {
     layers: image.layers.map((layer) => layerDescriptor(layer, codec)),
   };
   const bytes = Buffer.from(canonicalJson(manifest, MANIFEST_SHAPE));
-  const digest: Digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+  const digest = sha256(bytes);
   const { architecture, variant } = image.config;
   const platform = { os: 'linux' as const, architecture, ...(variant !== undefined && { variant }) };
   return { bytes, digest, descriptor: { mediaType: MediaType.ociManifest, digest, size: bytes.length, platform } };

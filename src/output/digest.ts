@@ -65,13 +65,3 @@ export class CheckedDigestStream extends Transform {
     });
   }
 }
-
-/** `sha256:<hex>` of a buffer. */
-export function sha256(bytes: Buffer | string): Digest {
-  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
-}
-
-/** The 64 hex characters of a digest (its blob file name). */
-export function digestHex(digest: Digest): string {
-  return digest.slice('sha256:'.length);
-}

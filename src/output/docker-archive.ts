@@ -13,7 +13,8 @@ import { INDEX_SHAPE, canonicalJson } from '../image/canonical.js';
 import { MediaType, ociManifest } from '../image/manifest.js';
 import type { Digest, Image, Layer, LayerSource, OutputResult } from '../types.js';
 import { withTempFile } from '../util/atomic.js';
-import { CheckedDigestStream, digestHex } from './digest.js';
+import { digestHex } from '../digest.js';
+import { CheckedDigestStream } from './digest.js';
 import { ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME } from './oci-layout.js';
 import { TarWriter } from './tar-writer.js';
 

@@ -15,7 +15,8 @@ import { DigestStream } from '../layer/hash.js';
 import type { Codec, Descriptor, Digest, Image, ImageConfigFile, Layer, LayerSource, OutputResult } from '../types.js';
 import { tempPathFor, writeFileAtomic } from '../util/atomic.js';
 import { compressor } from './compress.js';
-import { CheckedDigestStream, digestHex, sha256 } from './digest.js';
+import { digestHex, sha256 } from '../digest.js';
+import { CheckedDigestStream } from './digest.js';
 
 export const ANNOTATION_REF_NAME = 'org.opencontainers.image.ref.name';
 export const ANNOTATION_IMAGE_NAME = 'io.containerd.image.name';

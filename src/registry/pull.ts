@@ -9,7 +9,7 @@ import { NixdockError } from '../errors.js';
 import type { Descriptor, Digest, ImageConfigFile, Platform } from '../types.js';
 import { RegistryClient } from './client.js';
 import { MediaType } from '../image/manifest.js';
-import { sha256 } from '../output/digest.js';
+import { sha256 } from '../digest.js';
 import { hostPlatform, selectPlatform } from './platform.js';
 import { PulledLayout } from './pulled-layout.js';
 import { formatTarget, registryTarget } from './target.js';
