@@ -15,6 +15,7 @@ import { NixdockError } from '../errors.js';
 import type { Digest, LayerSource, TarSettings } from '../types.js';
 import { withTempFile } from '../util/atomic.js';
 import { DigestStream } from './hash.js';
+import { stageNixDb, type NixDbContents } from './nix-db.js';
 import { assertStorePath } from './store-layer.js';
 import { copyLocalDir, linkStoreRoot, removeTree, runExtraCommands } from './stage-tree.js';
 import { HeaderTemplate } from './tar-header.js';
@@ -29,9 +30,14 @@ export interface CustomisationLayerOptions {
   storeRoots: string[];
   /** Absolute local directories copied into / (copyToRoot), after the store roots. */
   localDirs: string[];
+  /** dockerTools' includeNixDB: a Nix database registering these paths, staged before extraCommands runs. */
+  nixDb?: NixDbContents;
   /** Run with /bin/sh -c in the merged tree (cwd = tree root) before packing. */
   extraCommands?: string;
-  /** Only mtime is used: entries are owned by root (0/0), as dockerTools' fakeroot tar writes them. */
+  /**
+   * Only mtime is used (also as the Nix database's registration time): entries are owned by root
+   * (0/0), as dockerTools' fakeroot tar writes them.
+   */
   settings: TarSettings;
   storeDir: string;
   physicalPath: (storePath: string) => string;
@@ -52,9 +58,8 @@ export async function customisationLayerSource(opts: CustomisationLayerOptions):
   await mkdir(opts.tmpDir, { recursive: true });
   const workDir = await mkdtemp(join(opts.tmpDir, 'nixdock-customisation-'));
   try {
-    const tree = join(workDir, 'root');
     const tarPath = join(workDir, 'layer.tar');
-    const { diffId, size } = await stageAndPack(opts, tree, tarPath);
+    const { diffId, size } = await stageAndPack(opts, workDir, tarPath);
     return packedSource(opts, workDir, tarPath, diffId, size);
   } catch (err) {
     await removeTree(workDir);
@@ -62,16 +67,22 @@ export async function customisationLayerSource(opts: CustomisationLayerOptions):
   }
 }
 
-async function stageAndPack(opts: CustomisationLayerOptions, tree: string, tarPath: string): Promise<{ diffId: Digest; size: number }> {
+async function stageAndPack(opts: CustomisationLayerOptions, workDir: string, tarPath: string): Promise<{ diffId: Digest; size: number }> {
+  const tree = join(workDir, 'root');
+  const nixState = join(workDir, 'nix-state');
   try {
     await mkdir(tree, { mode: 0o755 });
     for (const storePath of opts.storeRoots) assertStorePath(storePath, opts.storeDir);
     for (const storePath of opts.storeRoots) await linkStoreRoot({ storePath, physical: opts.physicalPath(storePath) }, tree);
     for (const dir of opts.localDirs) await copyLocalDir(dir, tree);
+    if (opts.nixDb) {
+      await mkdir(nixState);
+      await stageNixDb(tree, { ...opts.nixDb, storeDir: opts.storeDir, registrationTime: opts.settings.mtime, scratchDir: nixState });
+    }
     if (opts.extraCommands) await runExtraCommands(opts.extraCommands, tree);
     return await packTree(tree, tarPath, opts.settings.mtime);
   } finally {
-    await removeTree(tree);
+    await Promise.all([removeTree(tree), removeTree(nixState)]);
   }
 }
 
@@ -102,6 +113,7 @@ function packedSource(opts: CustomisationLayerOptions, workDir: string, tarPath:
 
 function describe(opts: CustomisationLayerOptions): string {
   const parts = [...opts.storeRoots, ...opts.localDirs];
+  if (opts.nixDb) parts.push('Nix database');
   if (opts.extraCommands) parts.push('extraCommands');
   return `customisation layer: ${parts.length > 0 ? parts.join(', ') : 'empty'}`;
 }
