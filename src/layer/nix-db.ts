@@ -15,12 +15,11 @@
  *     (per-user/<whoever ran it> directories, locks, 8 MiB of reserved space) depends on the machine,
  *     and Nix in the container recreates it on first use.
  */
-import { spawn } from 'node:child_process';
 import { chmod, copyFile, mkdir, rm, symlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { NixdockError } from '../errors.js';
-import { NIX_INSTALL_HINT, nixFailed, type NixRun } from '../store/run.js';
+import { NIX_INSTALL_HINT, nixFailed, runNix } from '../store/run.js';
 import type { StorePathInfo } from '../types.js';
 
 export interface NixDbContents {
@@ -66,7 +65,9 @@ async function loadDb(opts: NixDbOptions): Promise<void> {
     '--option', 'gc-reserved-space', '0',
     '--load-db',
   ];
-  const run = await runWithInput('nix-store', args, registration(opts.paths));
+  const run = await runNix('nix-store', args, { input: registration(opts.paths) }).catch((err: unknown) => {
+    throw err instanceof NixdockError && err.code === 'NIX_MISSING' ? nixStoreMissing() : err;
+  });
   if (run.code !== 0) throw nixFailed('nix-store --load-db (includeNixDB)', run);
 }
 
@@ -109,21 +110,6 @@ async function makeDirs(tree: string, relative: string): Promise<string> {
     await chmod(dir, DIR_MODE);
   }
   return dir;
-}
-
-function runWithInput(command: string, args: string[], input: string): Promise<NixRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    const stdout: Buffer[] = [];
-    const stderr: Buffer[] = [];
-    child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
-    child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
-    child.on('error', (err: NodeJS.ErrnoException) => reject(err.code === 'ENOENT' ? nixStoreMissing() : err));
-    child.on('close', (code) => resolve({ code: code ?? 1, stdout: Buffer.concat(stdout).toString('utf8'), stderr: Buffer.concat(stderr).toString('utf8') }));
-    // EPIPE when nix-store exits early: its exit code and stderr tell why.
-    child.stdin.on('error', () => {});
-    child.stdin.end(input);
-  });
 }
 
 function nixStoreMissing(): NixdockError {

@@ -19,15 +19,15 @@ const STDERR_KEEP_BYTES = 256 * 1024;
 export const NIX_INSTALL_HINT = 'install the Debian package nix-bin (or Nix from nixos.org)';
 
 /** Runs `command args` and resolves with its exit code and output; rejects only for a missing binary or an abort. */
-export function runNix(command: string, args: string[], opts: { cwd?: string; signal?: AbortSignal } = {}): Promise<NixRun> {
+export function runNix(command: string, args: string[], opts: { cwd?: string; signal?: AbortSignal; input?: string } = {}): Promise<NixRun> {
   const { signal } = opts;
   if (signal?.aborted) return Promise.reject(aborted(command));
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn(command, args, { cwd: opts.cwd, stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], detached: true });
     const stdout: Buffer[] = [];
     let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
-    child.stderr.on('data', (chunk: Buffer) => {
+    child.stdout!.on('data', (chunk: Buffer) => stdout.push(chunk));
+    child.stderr!.on('data', (chunk: Buffer) => {
       stderr = (stderr + chunk.toString('utf8')).slice(-STDERR_KEEP_BYTES);
     });
     const onAbort = (): void => {
@@ -43,6 +43,11 @@ export function runNix(command: string, args: string[], opts: { cwd?: string; si
       signal?.removeEventListener('abort', onAbort);
       resolve({ code: code ?? 1, stdout: Buffer.concat(stdout).toString('utf8'), stderr });
     });
+    if (child.stdin) {
+      // EPIPE when nix exits early: its exit code and stderr tell why.
+      child.stdin.on('error', () => {});
+      child.stdin.end(opts.input);
+    }
   });
 }
 
