@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { measure, row, type BenchContext } from './measure.js';
 import { pipelineBench } from './sections/pipeline.js';
+import { pushBench } from './sections/push.js';
 import { watchBench } from './sections/watch.js';
 import { buildSynthetic, DEFAULT_SYNTHETIC } from './synthetic.js';
 
@@ -27,6 +28,7 @@ async function main(): Promise<void> {
     row('floor: tar -cf - | openssl', floor.seconds, floor.seconds);
     const ctx: BenchContext = { project, app, app2, paths, floorSeconds: floor.seconds };
     await pipelineBench(ctx);
+    await pushBench(ctx);
     await watchBench(ctx);
   } finally {
     rmSync(project, { recursive: true, force: true });

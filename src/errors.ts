@@ -16,6 +16,10 @@ export type ErrorCode =
   | 'STORE_PATH_OUTSIDE'
   | 'NIX_MISSING'
   | 'NIX_FAILED'
+  /** An external tool nixdock runs (podman, docker …) is not on PATH. */
+  | 'TOOL_MISSING'
+  /** `podman load` / `docker load` refused the image. */
+  | 'LOAD_FAILED'
   | 'OUTPUT_NOT_WRITABLE'
   | 'INPUT_INVALID'
   | 'LAYER_BUILD'
@@ -85,7 +89,7 @@ export class NixdockError extends Error {
   }
 
   get exitCode(): number {
-    if (this.code === 'NIX_MISSING') return ExitCode.MISSING_TOOL;
+    if (this.code === 'NIX_MISSING' || this.code === 'TOOL_MISSING') return ExitCode.MISSING_TOOL;
     if (this.code === 'ABORTED') return ExitCode.INTERRUPTED;
     return BAD_INPUT_CODES.has(this.code) ? ExitCode.BAD_INPUT : ExitCode.BUILD_FAILED;
   }

@@ -196,4 +196,6 @@ export interface OutputResult {
   path?: string;
   /** Manifest digest as written in this output (OCI manifest with the chosen layer compression). */
   manifestDigest?: Digest;
+  /** Where the image went for registry/podman/docker outputs: the reference pushed or loaded as. */
+  ref?: string;
 }

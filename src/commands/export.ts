@@ -1,6 +1,7 @@
 /**
  * `nixdock export SOURCE out.tar` (dockerTools' exportImage): flatten an image into one root
- * filesystem tarball. SOURCE is `oci:DIR[:TAG]` or `docker-archive:PATH`.
+ * filesystem tarball. SOURCE is a project image (NAME or NAME:TAG, read from `<outDir>/oci`),
+ * `oci:DIR[:TAG]` or `docker-archive:PATH`.
  */
 import { createWriteStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -10,11 +11,17 @@ import type { Command } from 'commander';
 import type { FromImage } from '../config/types.js';
 import { readBaseImage } from '../base/read.js';
 import { NixdockError } from '../errors.js';
-import { exportImage } from '../export.js';
+import { exportImage, type ExportLayer } from '../export.js';
+import { parseReference } from '../reference.js';
 import { withTempFile } from '../util/atomic.js';
+import { projectImage } from './push.js';
+import { loadProject, openIndex } from './shared.js';
 
 export interface ExportOptions {
-  cacheDir: string;
+  /** Where decompressed base archives are kept (oci:/docker-archive: sources). Default ~/.cache/nixdock. */
+  cacheDir?: string;
+  /** Config file of the project a project image belongs to (default: found from the current directory). */
+  config?: string;
   signal?: AbortSignal;
 }
 
@@ -24,30 +31,48 @@ export interface ExportResult {
   layers: number;
 }
 
+/** What SOURCE names: an image file/directory, or an image of the current project. */
+export type ExportSource = FromImage | { kind: 'project'; name: string };
+
 export function register(program: Command): void {
   program
     .command('export')
     .description('Flatten an image into one root filesystem tarball, whiteouts applied (dockerTools exportImage)')
-    .argument('<source>', 'the image: oci:DIR[:TAG] or docker-archive:PATH')
+    .argument('<source>', 'the image: a project image NAME[:TAG] (newest build by default), oci:DIR[:TAG] or docker-archive:PATH')
     .argument('<out>', 'the tar file to write (replaced atomically)')
-    .option('--cache-dir <dir>', 'where decompressed base archives are kept', defaultCacheDir())
+    .option('-c, --config <file>', 'config file for project images (default: found from the current directory)')
+    .option('--cache-dir <dir>', `where decompressed base archives are kept (default: ${defaultCacheDir()}; project images use the project's)`)
     .option('--json', 'print the result as JSON')
-    .action(async (source: string, out: string, opts: { cacheDir: string; json?: boolean }) => {
-      const result = await exportCommand(source, out, { cacheDir: resolve(opts.cacheDir) });
+    .action(async (source: string, out: string, opts: { cacheDir?: string; config?: string; json?: boolean }) => {
+      const result = await exportCommand(source, out, { config: opts.config, cacheDir: opts.cacheDir && resolve(opts.cacheDir) });
       process.stdout.write(opts.json ? `${JSON.stringify({ ok: true, ...result })}\n` : `exported ${result.source} (${result.layers} layers) to ${result.path}\n`);
     });
 }
 
 export async function exportCommand(source: string, out: string, opts: ExportOptions): Promise<ExportResult> {
-  const from = await parseExportSource(source);
-  const image = await readBaseImage(from, opts);
+  const image = await readExportSource(await parseExportSource(source), opts);
   const path = resolve(out);
   await withTempFile(path, (tmp) => exportImage(image.layers, createWriteStream(tmp), opts.signal));
   return { path, source: image.description, layers: image.layers.length };
 }
 
-/** `oci:DIR[:TAG]` (a trailing `:TAG` only when DIR itself is not a directory) or `docker-archive:PATH`. */
-export async function parseExportSource(source: string): Promise<FromImage> {
+async function readExportSource(from: ExportSource, opts: ExportOptions): Promise<{ description: string; layers: ExportLayer[] }> {
+  if (from.kind !== 'project') return readBaseImage(from, { cacheDir: opts.cacheDir ?? defaultCacheDir(), signal: opts.signal });
+  const config = await loadProject(opts);
+  const index = openIndex(config);
+  try {
+    const image = await projectImage(config, index, from.name);
+    return { description: `${image.name}:${image.tag}`, layers: image.layers.map((layer) => layer.source) };
+  } finally {
+    index.close();
+  }
+}
+
+/**
+ * `oci:DIR[:TAG]` (a trailing `:TAG` only when DIR itself is not a directory), `docker-archive:PATH`,
+ * or else an image reference NAME[:TAG] of the project.
+ */
+export async function parseExportSource(source: string): Promise<ExportSource> {
   if (source.startsWith('docker-archive:')) return { kind: 'docker-archive', path: resolve(source.slice('docker-archive:'.length)) };
   if (source.startsWith('oci:')) {
     const rest = source.slice('oci:'.length);
@@ -57,12 +82,22 @@ export async function parseExportSource(source: string): Promise<FromImage> {
     }
     return { kind: 'oci', path: resolve(rest) };
   }
+  if (isImageName(source)) return { kind: 'project', name: source };
   throw new NixdockError('INPUT_INVALID', `Unknown image source ${source}`, {
     location: { field: 'SOURCE' },
     found: source,
-    expected: 'oci:DIR[:TAG] or docker-archive:PATH',
-    hint: 'Prefix the path with its format, e.g. `nixdock export oci:./out/hello:latest rootfs.tar`.',
+    expected: 'a project image NAME[:TAG], oci:DIR[:TAG] or docker-archive:PATH',
+    hint: 'Name a built image (`nixdock export hello rootfs.tar`) or prefix a path with its format, e.g. `nixdock export oci:./out/oci:latest rootfs.tar`.',
   });
+}
+
+/** NAME or NAME:TAG as `nixdock build` names images (no digest). */
+function isImageName(source: string): boolean {
+  try {
+    return parseReference(source).digest === undefined;
+  } catch {
+    return false;
+  }
 }
 
 async function isDirectory(path: string): Promise<boolean> {

@@ -4,11 +4,14 @@
  */
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import type { ResolvedConfig } from '../config/types.js';
 import { NixdockError } from '../errors.js';
+import type { LayerIndex } from '../index/index.js';
 import { OciLayout } from '../output/oci-layout.js';
 import { imageFromLayout } from '../registry/layout-image.js';
 import { pushImage, type PushResult } from '../registry/push.js';
 import type { BlobPushEvent } from '../registry/types.js';
+import type { Image } from '../types.js';
 import { interruptSignal, loadProject, openIndex } from './shared.js';
 
 interface PushCommandOptions {
@@ -39,11 +42,10 @@ export function register(program: Command): void {
 export async function pushCommand(imageName: string, ref: string, opts: PushCommandOptions): Promise<PushResult> {
   const codec = parseCodec(opts.compression);
   const config = await loadProject(opts);
-  const layoutDir = join(config.outDir, 'oci');
-  const image = await imageFromLayout(layoutDir, await layoutName(layoutDir, imageName), config.cacheDir);
   const index = openIndex(config);
   const { signal, dispose } = interruptSignal();
   try {
+    const image = await projectImage(config, index, imageName);
     return await pushImage({ image, codec }, ref, {
       cache: index,
       insecure: opts.insecure,
@@ -57,9 +59,20 @@ export async function pushCommand(imageName: string, ref: string, opts: PushComm
   }
 }
 
-/** NAME:TAG as given, or for a bare NAME the most recently listed NAME:* in the layout. */
-async function layoutName(layoutDir: string, imageName: string): Promise<string> {
-  if (imageName.includes(':')) return imageName;
+/** A project image as built, read from its OCI layout output (`<outDir>/oci`). */
+export async function projectImage(config: ResolvedConfig, index: LayerIndex, imageName: string): Promise<Image> {
+  const layoutDir = join(config.outDir, 'oci');
+  return imageFromLayout(layoutDir, await layoutName(layoutDir, index, imageName), config.cacheDir);
+}
+
+/**
+ * NAME:TAG as given. A bare NAME means its newest build: the tag of its last successful build in
+ * the index, or (the index deleted) the most recently listed NAME:* in the layout.
+ */
+async function layoutName(layoutDir: string, index: LayerIndex, imageName: string): Promise<string> {
+  if (imageName.lastIndexOf(':') > imageName.lastIndexOf('/')) return imageName;
+  const tag = index.lastBuild(imageName, 'succeeded')?.tag;
+  if (tag) return `${imageName}:${tag}`;
   const refs = await new OciLayout(layoutDir).refs().catch(() => []);
   const matches = refs.filter((r) => r.name?.startsWith(`${imageName}:`));
   return matches.at(-1)?.name ?? imageName;
