@@ -35,7 +35,7 @@ export function plainLine(event: BuildEvent): string | undefined {
     case 'layer:reused':
       return `${event.image}: layer ${event.index + 1} reused  ${short(event.diffId)} ${formatBytes(event.size)}`;
     case 'output:written':
-      return `${event.image}: wrote ${event.output.format}${event.output.path ? ` ${event.output.path}` : ''}`;
+      return `${event.image}: wrote ${event.output.format} ${event.output.path ?? event.output.ref ?? ''}`.trimEnd();
     case 'build:superseded':
       return `${event.image}: superseded by ${event.by}`;
     case 'build:failed':

@@ -69,7 +69,7 @@ function describe(e) {
     case 'build:started': return `${e.image}: build started`;
     case 'layer:built': return `${e.image}: layer ${e.index + 1} built, ${bytes(e.size)} in ${ms(e.ms)}`;
     case 'layer:reused': return `${e.image}: layer ${e.index + 1} reused, ${bytes(e.size)}`;
-    case 'output:written': return `${e.image}: wrote ${e.output.format}${e.output.path ? ` ${e.output.path}` : ''}`;
+    case 'output:written': return `${e.image}: wrote ${e.output.format} ${e.output.path ?? e.output.ref ?? ''}`.trimEnd();
     case 'build:superseded': return `${e.image}: superseded by ${e.by}`;
     case 'build:failed': return `${e.image}: failed — ${e.error.message}`;
     case 'build:succeeded': return `${e.image}:${e.tag} built in ${ms(e.ms)} (${e.layersBuilt} built, ${e.layersReused} reused)`;
