@@ -24,6 +24,7 @@ import { readNixpkgsConf, toEpochSeconds } from './nixpkgs.js';
 import { writeDockerArchiveFile, streamDockerArchive } from './output/docker-archive.js';
 import { OciLayout } from './output/oci-layout.js';
 import { planLayers } from './plan/index.js';
+import { publish } from './publish.js';
 import { resolveImage } from './resolve.js';
 import { readBaseImage } from './base/read.js';
 import { mergeBaseConfig } from './base/merge.js';
@@ -92,7 +93,7 @@ export async function buildImage(spec: ImageSpec, ctx: BuildContext): Promise<Bu
   run.emitStarted();
   try {
     const plan = await planImage(spec, ctx, run);
-    const summary = await run.writeOutputs(plan).finally(() => plan.dispose());
+    const summary = await run.writeOutputs(plan, spec).finally(() => plan.dispose());
     ctx.index.finishBuild(buildRow, {
       status: 'succeeded',
       tag: summary.tag,
@@ -173,6 +174,7 @@ export async function planImage(spec: ImageSpec, ctx: BuildContext, run?: BuildR
   const customisation = await customisationLayerSource({
     storeRoots: resolved.contentsPaths,
     localDirs: resolved.localDirs,
+    nixDb: spec.includeNixDB ? { paths: [...resolved.closure.paths.values()], gcRoots: resolved.contentsPaths } : undefined,
     extraCommands: spec.extraCommands,
     settings: { ...settings, uid: 0, gid: 0, uname: 'root', gname: 'root' },
     storeDir: store.storeDir,
@@ -350,7 +352,7 @@ export class BuildRun {
   }
 
   /** Writes the planned image into every configured output. */
-  async writeOutputs(plan: ImagePlan): Promise<BuildSummary> {
+  async writeOutputs(plan: ImagePlan, spec: ImageSpec): Promise<BuildSummary> {
     const formats = this.ctx.formats ?? this.ctx.config.formats;
     const outDir = this.ctx.outDir ?? this.ctx.config.outDir;
     await ensureWritableDir(outDir);
@@ -358,7 +360,7 @@ export class BuildRun {
     let layers: Layer[];
     let manifestDigest: Digest | undefined;
     if (formats.includes('oci')) {
-      const layout = new OciLayout(join(outDir, 'oci'));
+      const layout = new OciLayout(join(outDir, 'oci'), { lock: (update) => this.ctx.index.exclusive(update) });
       layers = await this.layersInto(layout, plan);
       const image = assemblePlanned(plan, layers);
       const result = await layout.addImage(image, plan.codec);
@@ -374,6 +376,8 @@ export class BuildRun {
       outputs.push(result);
       this.ctx.bus.emit({ type: 'output:written', image: this.image, buildId: this.buildId, output: result });
     }
+    // Pushes and engine loads read the layers' sources, so they run before the plan is disposed.
+    outputs.push(...(await publish(spec, image, { index: this.ctx.index, bus: this.ctx.bus, buildId: this.buildId, signal: this.ctx.signal })));
     return summarize(image, outputs, this, plan.codec, manifestDigest);
   }
 
@@ -383,7 +387,9 @@ export class BuildRun {
     for (const [index, source] of plan.sources.entries()) {
       this.checkAborted();
       const started = Date.now();
-      const layer = (await this.reusableBlob(layout, source, plan.codec)) ?? (await layout.writeLayer(this.counted(source), plan.codec, this.ctx.signal));
+      const reused = await this.reusableBlob(layout, source, plan.codec);
+      const layer = reused ?? (await layout.writeLayer(this.counted(source), plan.codec, this.ctx.signal));
+      if (!reused) await this.trustBlob(layout, storedBlob(layer, plan.codec));
       for (const blob of Object.values(layer.compressed)) {
         if (blob.codec !== 'none') this.ctx.index.putCompressed(layer.diffId, blob);
         this.ctx.index.recordBlobLocation(blob.digest, layout.dir);
@@ -399,8 +405,37 @@ export class BuildRun {
     const record = this.ctx.index.lookupLayer(source.key);
     if (!record) return undefined;
     const blob = codec === 'none' ? { codec, digest: record.diffId, size: record.size } : this.ctx.index.getCompressed(record.diffId, codec);
-    if (!blob || !(await layout.hasBlob(blob.digest, blob.size))) return undefined;
+    if (!blob || !(await this.intactBlob(layout, blob))) return undefined;
     return { source, diffId: record.diffId, size: record.size, built: false, compressed: { [codec]: blob } };
+  }
+
+  /**
+   * Whether a blob in the layout still holds the bytes its name says, checked before it is reused.
+   * Re-hashing every reused blob would make a no-change rebuild read the whole image, so the index
+   * keeps each blob's stat fingerprint (see OciLayout.blobFingerprint) from when its bytes were
+   * known good; only a blob whose fingerprint changed (a write, a truncation, a `touch`, a copy) is
+   * re-hashed. A damaged blob is removed, so the layer is written again under its name.
+   * Not caught: changes that leave size, mtime and ctime as they were — writing the block device
+   * underneath, bit rot, or a clock set back to the same nanosecond (skopeo and umoci still check
+   * digests when they read the layout).
+   */
+  private async intactBlob(layout: OciLayout, blob: { digest: Digest; size: number }): Promise<boolean> {
+    // Taken before hashing: a change during the hash changes ctime, so the next check re-hashes.
+    const fingerprint = await layout.blobFingerprint(blob.digest, blob.size);
+    if (fingerprint === undefined) return false;
+    if (this.ctx.index.blobFingerprint(blob.digest, layout.dir) === fingerprint) return true;
+    if (!(await layout.blobHashesTo(blob.digest))) {
+      await layout.discardBlob(blob.digest);
+      return false;
+    }
+    this.ctx.index.recordBlobFingerprint(blob.digest, layout.dir, fingerprint);
+    return true;
+  }
+
+  /** Records the fingerprint of a blob this build just wrote (or verified by hashing), so the next build trusts it by stat. */
+  private async trustBlob(layout: OciLayout, blob: { digest: Digest; size: number }): Promise<void> {
+    const fingerprint = await layout.blobFingerprint(blob.digest, blob.size);
+    if (fingerprint !== undefined) this.ctx.index.recordBlobFingerprint(blob.digest, layout.dir, fingerprint);
   }
 
   /** Without an OCI layout to write into, layer digests come from the index or one hashing pass. */
@@ -419,6 +454,11 @@ export class BuildRun {
     }
     return layers;
   }
+}
+
+/** The blob a layout holds for a layer: the tar itself, or its compressed form. */
+function storedBlob(layer: Layer, codec: Codec): { digest: Digest; size: number } {
+  return codec === 'none' ? { digest: layer.diffId, size: layer.size } : layer.compressed[codec]!;
 }
 
 /**

@@ -7,6 +7,7 @@ import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { NixdockError } from '../errors.js';
+import { processExists } from '../util/process.js';
 
 export interface DaemonInfo {
   pid: number;
@@ -58,15 +59,6 @@ export function removeDaemonInfo(cacheDir: string, pid = process.pid): void {
   if (readDaemonInfo(cacheDir)?.pid === pid) rmSync(daemonInfoPath(cacheDir), { force: true });
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 function portOpen(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ host, port });
@@ -83,7 +75,7 @@ function portOpen(host: string, port: number): Promise<boolean> {
  */
 export async function assertNoLiveDaemon(cacheDir: string): Promise<void> {
   const info = readDaemonInfo(cacheDir);
-  if (!info || info.pid === process.pid || !pidAlive(info.pid)) return;
+  if (!info || info.pid === process.pid || !processExists(info.pid)) return;
   if (!(await portOpen(info.host, info.port))) return;
   throw new NixdockError('DAEMON', `A nixdock daemon is already running for this project at ${info.url} (pid ${info.pid})`, {
     location: { file: daemonInfoPath(cacheDir) },

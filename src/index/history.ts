@@ -7,6 +7,7 @@
 import type { Digest, OutputResult } from '../types.js';
 import { NixdockError } from '../errors.js';
 import type { Db } from './db.js';
+import { processExists } from '../util/process.js';
 
 export type BuildStatus = 'running' | 'succeeded' | 'failed' | 'superseded';
 
@@ -94,6 +95,8 @@ interface OutputRow {
 
 export class BuildHistory {
   private readonly insertBuild;
+  private readonly selectRunningOfImage;
+  private readonly markKilled;
   private readonly updateBuild;
   private readonly deleteLayers;
   private readonly insertLayer;
@@ -110,8 +113,10 @@ export class BuildHistory {
 
   constructor(db: Db) {
     this.insertBuild = db.prepare(
-      `INSERT INTO builds (image, reason, status, started_at) VALUES (?, ?, 'running', ?)`,
+      `INSERT INTO builds (image, reason, status, started_at, pid) VALUES (?, ?, 'running', ?, ?)`,
     );
+    this.selectRunningOfImage = db.prepare(`SELECT id, pid FROM builds WHERE image = ? AND status = 'running' AND pid IS NOT NULL`);
+    this.markKilled = db.prepare(`UPDATE builds SET status = 'failed', finished_at = ?, error = ? WHERE id = ?`);
     this.updateBuild = db.prepare(`
       UPDATE builds SET status = @status, finished_at = @finishedAt, tag = @tag,
         config_digest = @configDigest, manifest_digest = @manifestDigest, layers_built = @layersBuilt,
@@ -137,8 +142,22 @@ export class BuildHistory {
     this.selectOutputs = db.prepare(`SELECT format, path, manifest_digest FROM build_outputs WHERE build_id = ? ORDER BY position`);
   }
 
-  start(image: string, reason: string, now: number): number {
-    return Number(this.insertBuild.run(image, reason, now).lastInsertRowid);
+  start(image: string, reason: string, now: number, pid: number): number {
+    return Number(this.insertBuild.run(image, reason, now, pid).lastInsertRowid);
+  }
+
+  /**
+   * A process killed mid-build (SIGKILL, power loss) never finishes its row. Rows of this image
+   * still 'running' under a pid that no longer exists become 'failed'; rows of live processes (the
+   * daemon, another CLI) are left alone. A recycled pid keeps a stale row 'running': harmless.
+   */
+  failAbandoned(image: string, now: number): number[] {
+    const rows = this.selectRunningOfImage.all(image) as Array<{ id: number; pid: number }>;
+    const abandoned = rows.filter((row) => row.pid !== process.pid && !processExists(row.pid));
+    for (const row of abandoned) {
+      this.markKilled.run(now, `The build process (pid ${row.pid}) ended without finishing the build (killed?)`, row.id);
+    }
+    return abandoned.map((row) => row.id);
   }
 
   finish(id: number, result: BuildRecordResult, now: number): void {

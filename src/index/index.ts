@@ -145,6 +145,23 @@ export class LayerIndex {
     return this.statements.selectBlobLocations.all(digest) as string[];
   }
 
+  /**
+   * The stat identity (see OciLayout.blobFingerprint) the blob file in `dir` had when its bytes
+   * were last known to hash to `digest`. Unchanged identity → the bytes are trusted without
+   * re-reading them; that is what keeps a no-change rebuild from reading the whole image.
+   */
+  blobFingerprint(digest: Digest, dir: string): string | undefined {
+    return (this.statements.selectBlobFingerprint.get(digest, dir) as string | null | undefined) ?? undefined;
+  }
+
+  /** Call only with the identity of a file whose bytes were just written or re-hashed. */
+  recordBlobFingerprint(digest: Digest, dir: string, fingerprint: string): void {
+    const now = this.now();
+    this.write(() => {
+      this.statements.upsertBlobFingerprint.run(digest, dir, now, fingerprint);
+    });
+  }
+
   /** Every directory that holds blobs or was written as an OCI layout output: what gc looks at. */
   blobDirs(): string[] {
     return this.statements.selectBlobDirs.all() as string[];
@@ -152,9 +169,16 @@ export class LayerIndex {
 
   // ───────────── builds ─────────────
 
-  /** Records a build in status 'running' and returns its id. */
+  /**
+   * Records a build in status 'running' (with this process's pid) and returns its id. Earlier
+   * builds of the image left 'running' by a process that is gone are marked 'failed' first.
+   */
   startBuild(image: string, reason: string): number {
-    return this.write(() => this.builds.start(image, reason, this.now()));
+    return this.write(() => {
+      const now = this.now();
+      this.builds.failAbandoned(image, now);
+      return this.builds.start(image, reason, now, process.pid);
+    });
   }
 
   /** Sets the final status, counts and digests, and the per-layer rows (with "new since last build" paths). */
@@ -197,6 +221,15 @@ export class LayerIndex {
     return this.write(() => applyGcPlan(this.db, plan));
   }
 
+  /**
+   * Runs `fn` holding the index's write lock: other processes sharing this index wait for it
+   * (busy timeout). Also a cross-process lock for files beside the index (an OCI layout's
+   * index.json); SQLite releases it when its holder dies, so it never goes stale.
+   */
+  exclusive(fn: () => void): void {
+    this.write(fn);
+  }
+
   /** One IMMEDIATE transaction; failures become NixdockError INDEX (or DISK_FULL). */
   private write<T>(fn: () => T): T {
     try {
@@ -227,6 +260,10 @@ function prepareStatements(db: Db) {
     upsertBlobLocation: db.prepare(`
       INSERT INTO blob_locations (digest, dir, recorded_at) VALUES (?, ?, ?)
       ON CONFLICT (digest, dir) DO UPDATE SET recorded_at = excluded.recorded_at`),
+    selectBlobFingerprint: db.prepare(`SELECT fingerprint FROM blob_locations WHERE digest = ? AND dir = ?`).pluck(),
+    upsertBlobFingerprint: db.prepare(`
+      INSERT INTO blob_locations (digest, dir, recorded_at, fingerprint) VALUES (?, ?, ?, ?)
+      ON CONFLICT (digest, dir) DO UPDATE SET recorded_at = excluded.recorded_at, fingerprint = excluded.fingerprint`),
     selectBlobLocations: db.prepare(`SELECT dir FROM blob_locations WHERE digest = ? ORDER BY dir`).pluck(),
     selectBlobDirs: db.prepare(`
       SELECT dir FROM blob_locations UNION SELECT path FROM build_outputs WHERE format = 'oci' AND path IS NOT NULL

@@ -82,7 +82,17 @@ CREATE TABLE build_outputs (
 );
 `;
 
+/**
+ * V2: builds.pid, so a build row left 'running' by a killed process can be told from one that is
+ * still running (another CLI, the daemon); blob_locations.fingerprint, the stat identity of a
+ * blob file when its bytes were last known to hash to its digest (see LayerIndex.blobFingerprint).
+ */
+const V2 = `
+ALTER TABLE builds ADD COLUMN pid INTEGER;
+ALTER TABLE blob_locations ADD COLUMN fingerprint TEXT;
+`;
+
 /** migrations[i] takes a database from user_version i to i + 1. Append only; never edit a shipped one. */
-export const MIGRATIONS: readonly string[] = [V1];
+export const MIGRATIONS: readonly string[] = [V1, V2];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

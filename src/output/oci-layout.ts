@@ -3,8 +3,9 @@
  * every image in it shares. Each blob is written once, under a temp name then renamed to its
  * digest; index.json is replaced atomically, so readers see the old or the new image, never half.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdir, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -13,7 +14,8 @@ import { INDEX_SHAPE, canonicalJson } from '../image/canonical.js';
 import { MediaType, ociManifest } from '../image/manifest.js';
 import { DigestStream } from '../layer/hash.js';
 import type { Codec, Descriptor, Digest, Image, ImageConfigFile, Layer, LayerSource, OutputResult } from '../types.js';
-import { tempPathFor, writeFileAtomic } from '../util/atomic.js';
+import { TEMP_PREFIX, tempPathFor, writeFileAtomic } from '../util/atomic.js';
+import { processExists } from '../util/process.js';
 import { compressor } from './compress.js';
 import { digestHex, sha256 } from '../digest.js';
 import { CheckedDigestStream } from './digest.js';
@@ -38,8 +40,22 @@ export interface LayoutRef {
   manifestDigest: Digest;
 }
 
+/**
+ * Runs `update` while holding a lock that every other writer of the same layout also takes (the
+ * build passes the layer index's write transaction: the OS drops it when a process dies, so a
+ * killed build never leaves a stale lock). `update` is synchronous for that reason.
+ */
+export type LayoutLock = (update: () => void) => void;
+
+export interface OciLayoutOptions {
+  /** Serialises index.json read-modify-write between processes; without it, concurrent writers can lose entries. */
+  lock?: LayoutLock;
+}
+
 export class OciLayout {
-  constructor(readonly dir: string) {}
+  private swept = false;
+
+  constructor(readonly dir: string, private readonly options: OciLayoutOptions = {}) {}
 
   blobPath(digest: Digest): string {
     return join(this.dir, 'blobs', 'sha256', digestHex(digest));
@@ -59,6 +75,38 @@ export class OciLayout {
   }
 
   /**
+   * The identity of a blob file as stat sees it: device, inode, size, mtime and ctime in ns;
+   * undefined when the file is missing or has another size. Any write to the file changes mtime
+   * and ctime, a `touch` too, and ctime cannot be set back from user space (utimes sets it to
+   * now), so an unchanged fingerprint means unchanged bytes without reading them.
+   */
+  async blobFingerprint(digest: Digest, size: number): Promise<string | undefined> {
+    try {
+      const info = await stat(this.blobPath(digest), { bigint: true });
+      if (!info.isFile() || info.size !== BigInt(size)) return undefined;
+      return [info.dev, info.ino, info.size, info.mtimeNs, info.ctimeNs].join(':');
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Re-reads a blob and checks that its bytes hash to its name. */
+  async blobHashesTo(digest: Digest): Promise<boolean> {
+    const hash = createHash('sha256');
+    try {
+      for await (const chunk of createReadStream(this.blobPath(digest))) hash.update(chunk as Buffer);
+    } catch {
+      return false;
+    }
+    return `sha256:${hash.digest('hex')}` === digest;
+  }
+
+  /** Removes a blob whose bytes are wrong, so the next write puts the right ones under its name. */
+  async discardBlob(digest: Digest): Promise<void> {
+    await unlink(this.blobPath(digest)).catch(() => undefined);
+  }
+
+  /**
    * Streams a layer into blobs/sha256 (temp file + rename), hashing the uncompressed bytes and,
    * for gzip/zstd, the compressed ones, in one pass. Checks the byte count against source.size()
    * and, when the source claims a diffId, the digest too.
@@ -66,8 +114,11 @@ export class OciLayout {
   async writeLayer(source: LayerSource, codec: Codec, signal?: AbortSignal): Promise<Layer> {
     await this.ensureLayout();
     const size = await source.size();
+    // A blob already under the layer's diffId (another image, or an index that was lost) is only
+    // kept if its bytes still hash to that name; the caller then records its fingerprint.
     if (codec === 'none' && source.diffId && (await this.hasBlob(source.diffId, size))) {
-      return { source, diffId: source.diffId, size, built: false, compressed: {} };
+      if (await this.blobHashesTo(source.diffId)) return { source, diffId: source.diffId, size, built: false, compressed: {} };
+      await this.discardBlob(source.diffId);
     }
     const tar = new CheckedDigestStream({ digest: source.diffId, size, what: `Layer ${source.description}` });
     const compress = compressor(codec);
@@ -89,7 +140,9 @@ export class OciLayout {
   async writeBlob(bytes: Buffer, mediaType = 'application/octet-stream'): Promise<Descriptor> {
     const digest = sha256(bytes);
     await this.ensureLayout();
-    if (!(await this.hasBlob(digest, bytes.length))) await writeFileAtomic(this.blobPath(digest), bytes);
+    // Configs and manifests are a few KiB: comparing the bytes is cheap and catches a damaged copy.
+    const present = await readFile(this.blobPath(digest)).catch(() => undefined);
+    if (!present?.equals(bytes)) await writeFileAtomic(this.blobPath(digest), bytes);
     return { mediaType, digest, size: bytes.length };
   }
 
@@ -111,7 +164,7 @@ export class OciLayout {
 
   /** The images listed in index.json, in index order. */
   async refs(): Promise<LayoutRef[]> {
-    const index = await this.readIndex();
+    const index = this.readIndex();
     return index.manifests.flatMap((d) => {
       const ref = d.annotations?.[ANNOTATION_REF_NAME];
       if (ref === undefined) return [];
@@ -153,19 +206,32 @@ export class OciLayout {
 
   /** Entries are keyed by NAME:TAG, so images that share a tag (say `latest`) keep their own entries. */
   private async updateIndex(fullName: string, entry: Descriptor): Promise<void> {
-    const index = await this.readIndex();
-    const at = index.manifests.findIndex((d) => d.annotations?.[ANNOTATION_IMAGE_NAME] === fullName);
-    if (at === -1) index.manifests.push(entry);
-    else index.manifests[at] = entry;
-    const bytes = canonicalJson({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: index.manifests }, INDEX_SHAPE);
-    await writeFileAtomic(join(this.dir, 'index.json'), bytes);
+    const update = () => {
+      const index = this.readIndex();
+      const at = index.manifests.findIndex((d) => d.annotations?.[ANNOTATION_IMAGE_NAME] === fullName);
+      if (at === -1) index.manifests.push(entry);
+      else index.manifests[at] = entry;
+      const bytes = canonicalJson({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: index.manifests }, INDEX_SHAPE);
+      writeFileAtomicSync(join(this.dir, 'index.json'), bytes);
+    };
+    // The lock's owner (the index) would rename our errors; carry them out of it unchanged.
+    let failure: unknown;
+    (this.options.lock ?? ((fn) => fn()))(() => {
+      try {
+        update();
+      } catch (err) {
+        failure = err;
+      }
+    });
+    if (failure !== undefined) throw failure;
   }
 
-  private async readIndex(): Promise<IndexFile> {
+  /** Synchronous, so it can run inside the layout lock (see LayoutLock). index.json is small. */
+  private readIndex(): IndexFile {
     const path = join(this.dir, 'index.json');
     let text: string;
     try {
-      text = await readFile(path, 'utf8');
+      text = readFileSync(path, 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { schemaVersion: 2, manifests: [] };
       throw err;
@@ -204,6 +270,40 @@ export class OciLayout {
   private async ensureLayout(): Promise<void> {
     await mkdir(this.blobsDir(), { recursive: true });
     if (!(await fileExists(join(this.dir, 'oci-layout')))) await writeFileAtomic(join(this.dir, 'oci-layout'), LAYOUT_FILE);
+    if (!this.swept) {
+      this.swept = true;
+      await removeAbandonedTemps(this.blobsDir());
+      await removeAbandonedTemps(this.dir);
+    }
+  }
+}
+
+/**
+ * A killed build leaves its temp files (`.nixdock-tmp-<name>-<pid>-<random>`); a half-written
+ * layer can be hundreds of MB. Those of processes that no longer exist are removed; a live
+ * process's (a concurrent build) are its own business.
+ */
+async function removeAbandonedTemps(dir: string): Promise<void> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  for (const name of names) {
+    const pid = name.startsWith(TEMP_PREFIX) ? /-(\d+)-[0-9a-f]+$/.exec(name)?.[1] : undefined;
+    if (pid !== undefined && !processExists(Number(pid))) await unlink(join(dir, name)).catch(() => undefined);
+  }
+}
+
+/** writeFileAtomic for code that must not yield (inside the layout lock): temp file, then rename. */
+function writeFileAtomicSync(path: string, bytes: Buffer | string): void {
+  const tmp = tempPathFor(path);
+  try {
+    writeFileSync(tmp, bytes, { mode: 0o644 });
+    renameSync(tmp, path);
+  } catch (err) {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // already gone
+    }
+    throw err;
   }
 }
 

@@ -4,6 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { NixdockError } from '../errors.js';
+import { killProcessGroup } from '../util/process.js';
 
 export interface NixRun {
   code: number;
@@ -31,7 +32,7 @@ export function runNix(command: string, args: string[], opts: { cwd?: string; si
       stderr = (stderr + chunk.toString('utf8')).slice(-STDERR_KEEP_BYTES);
     });
     const onAbort = (): void => {
-      killGroup(child.pid);
+      killProcessGroup(child.pid);
       reject(aborted(command));
     };
     signal?.addEventListener('abort', onAbort, { once: true });
@@ -69,13 +70,4 @@ export function nixMissing(command: string): NixdockError {
 
 function aborted(command: string): NixdockError {
   return new NixdockError('ABORTED', `Stopped \`${command}\` because the build was aborted`);
-}
-
-function killGroup(pid: number | undefined): void {
-  if (pid === undefined) return;
-  try {
-    process.kill(-pid, 'SIGTERM');
-  } catch {
-    // The group is already gone.
-  }
 }

@@ -1,4 +1,4 @@
-/** Child processes started in their own group (detached: true) are stopped as a whole group. */
+/** Child processes: stopping a whole process group, and telling whether a pid is still alive. */
 
 /** SIGTERM to the process group of `pid`, so builders and helpers a tool started stop too. */
 export function killProcessGroup(pid: number | undefined): void {

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import Database from 'better-sqlite3';
 import { LayerIndex } from '../../src/index/index.js';
+import { SCHEMA_VERSION } from '../../src/index/schema.js';
 import { sha256, storePaths, tempDir } from './helpers.js';
 
 /** An index with enough rows to span many pages; returns its file. */
@@ -71,7 +72,7 @@ test('a valid SQLite file with one broken b-tree page fails quick_check and is r
   closeSync(fd);
   // Still opens as SQLite: the header is intact, only the page is wrong.
   const reopened = new Database(file, { readonly: true });
-  assert.equal(reopened.pragma('user_version', { simple: true }), 1);
+  assert.equal(reopened.pragma('user_version', { simple: true }), SCHEMA_VERSION);
   reopened.close();
   assertRecovered(t, cache, /^index\.sqlite\.corrupt-/);
 });

@@ -98,10 +98,14 @@ export function failingSource(size = 1 << 20): LayerSource {
   };
 }
 
+/** The global podman flags for a private store under `dir` (for callers that spawn podman themselves, e.g. to pipe into it). */
+export function podmanStoreFlags(dir: string): string[] {
+  return ['--root', join(dir, 'root'), '--runroot', join(dir, 'runroot'), '--tmpdir', join(dir, 'tmp'), '--storage-driver', 'vfs', '--cgroup-manager', 'cgroupfs', '--events-backend', 'file'];
+}
+
 /** Private podman store under `dir` with this machine's working runtime flags. */
 export function podman(dir: string, args: string[]): string {
-  const base = ['--root', join(dir, 'root'), '--runroot', join(dir, 'runroot'), '--tmpdir', join(dir, 'tmp'), '--storage-driver', 'vfs', '--cgroup-manager', 'cgroupfs', '--events-backend', 'file'];
-  return execFileSync('podman', [...base, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  return execFileSync('podman', [...podmanStoreFlags(dir), ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 export const RUN_FLAGS = ['--runtime', '/usr/sbin/runc', 'run', '--rm', '--pull', 'never', '--network=none', '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024'];

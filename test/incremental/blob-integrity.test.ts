@@ -1,0 +1,81 @@
+/**
+ * A blob in the OCI layout whose bytes no longer match its name is found before it is reused,
+ * and written again — without re-hashing every blob on a no-change rebuild (see intactBlob in
+ * src/build.ts: the index keeps each blob's stat fingerprint from when its bytes were good).
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { closeSync, openSync, readFileSync, statSync, truncateSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { helloApp } from '../helpers/nix.js';
+import { missingTools } from '../helpers/tools.js';
+import { build, makeProject, misnamedBlobs, type BuiltImage } from './helpers.js';
+
+const skip = missingTools([['nix-build', 'nix-bin']]);
+
+function flipByte(file: string, offset: number): void {
+  const fd = openSync(file, 'r+');
+  try {
+    const byte = Buffer.alloc(1);
+    byte[0] = readFileSync(file)[offset]! ^ 0xff;
+    writeSync(fd, byte, 0, 1, offset);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+async function builtProject(t: Parameters<typeof makeProject>[0]) {
+  const project = makeProject(t, [{ name: 'app', nix: 'app.nix' }], { 'app.nix': helloApp('integrity') }, ['oci']);
+  const [first] = await build(project);
+  const layout = join(project.dir, 'out', 'oci');
+  // The busybox layer: the biggest, the one a no-change rebuild would least like to re-read.
+  const blob = join(layout, 'blobs', 'sha256', first!.layers[0]!.digest.slice(7));
+  return { project, first: first!, layout, blob };
+}
+
+/** After damage, the next build rewrites exactly the damaged layer and the image is as before. */
+function assertRepaired(rebuilt: BuiltImage, first: BuiltImage, layout: string): void {
+  assert.deepEqual(rebuilt.layers.map((l) => l.built), [true, false, false, false]);
+  assert.equal(rebuilt.manifestDigest, first.manifestDigest);
+  assert.deepEqual(misnamedBlobs(layout), []);
+}
+
+test('a layer blob with one byte changed (same size) is detected and rewritten', { skip }, async (t) => {
+  const { project, first, layout, blob } = await builtProject(t);
+  flipByte(blob, 4096);
+  assertRepaired((await build(project))[0]!, first, layout);
+  const [next] = await build(project);
+  assert.equal(next!.layersBuilt, 0, 'the rewritten blob is trusted again');
+});
+
+test('a change hidden by restoring the old mtime is still detected (ctime moved)', { skip }, async (t) => {
+  const { project, first, layout, blob } = await builtProject(t);
+  // touch -r copies the timestamps to the nanosecond (Node's utimes rounds them).
+  const reference = join(project.dir, 'mtime-reference');
+  writeFileSync(reference, '');
+  execFileSync('touch', ['-m', '-r', blob, reference]);
+  const before = statSync(blob, { bigint: true });
+  flipByte(blob, 100);
+  execFileSync('touch', ['-m', '-r', reference, blob]);
+  assert.equal(statSync(blob, { bigint: true }).mtimeNs, before.mtimeNs);
+  assertRepaired((await build(project))[0]!, first, layout);
+});
+
+test('a truncated layer blob is detected and rewritten', { skip }, async (t) => {
+  const { project, first, layout, blob } = await builtProject(t);
+  truncateSync(blob, 1000);
+  assertRepaired((await build(project))[0]!, first, layout);
+});
+
+test('a touched but intact blob is re-hashed once and reused; a damaged config blob is rewritten', { skip }, async (t) => {
+  const { project, first, layout, blob } = await builtProject(t);
+  const now = new Date();
+  utimesSync(blob, now, now);
+  const config = join(layout, 'blobs', 'sha256', first.configDigest.slice(7));
+  flipByte(config, 10);
+  const [rebuilt] = await build(project);
+  assert.equal(rebuilt!.layersBuilt, 0);
+  assert.equal(rebuilt!.manifestDigest, first.manifestDigest);
+  assert.deepEqual(misnamedBlobs(layout), []);
+});
