@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import { streamImage } from '../build.js';
 import type { ImageSpec, ResolvedConfig } from '../config/types.js';
 import { NixdockError } from '../errors.js';
+import { readNixpkgsConf } from '../nixpkgs.js';
 import { EventBus } from '../events.js';
 import { attachConsoleReporter } from '../reporters/console.js';
 import { interruptSignal, loadProject, openIndex, selectImages } from './shared.js';
@@ -62,7 +63,8 @@ async function streamTarget(name: string | undefined, opts: StreamOptions): Prom
     throw err;
   });
   const file = resolve(opts.nixpkgsConf);
-  return { config, spec: nixpkgsSpec(file, name ?? 'nixpkgs-image') };
+  // Without an IMAGE argument the image is named as nixpkgs named it: its repo_tag.
+  return { config, spec: nixpkgsSpec(file, name ?? (await readNixpkgsConf(file)).name) };
 }
 
 /** Defaults for running without a config file: the Nix store, a cache in ./.nixdock. */

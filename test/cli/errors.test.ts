@@ -97,3 +97,12 @@ test('bad input: clear errors, exit codes, --json errors, and the last good outp
     });
   }
 });
+
+test('nixdock build where no config is found says how to create one (exit 2)', (t) => {
+  const dir = tempProject(t, {});
+  const run = nixdock(dir, ['build']);
+  assert.equal(run.status, 2, run.stderr);
+  assert.match(run.stderr, /^error\[CONFIG_NOT_FOUND\]: /m);
+  assert.match(run.stderr, /nixdock\.config\.ts/);
+  assert.match(run.stderr, /defineConfig/);
+});

@@ -73,7 +73,7 @@ function finished(child: ReturnType<typeof spawn>, captureStdout: boolean): Prom
 export function envWithoutNix(t: TestContext): NodeJS.ProcessEnv {
   const linked = tempDir(t, 'nixdock-no-nix-path-');
   const dirs: string[] = [];
-  for (const dir of (NIX_ENV.PATH ?? '').split(':').filter(Boolean)) {
+  for (const dir of (process.env.PATH ?? '').split(':').filter(Boolean)) {
     if (!existsSync(join(dir, 'nix-build'))) {
       dirs.push(dir);
       continue;
