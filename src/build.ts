@@ -25,7 +25,7 @@ import { writeDockerArchiveFile, streamDockerArchive } from './output/docker-arc
 import { OciLayout } from './output/oci-layout.js';
 import { planLayers } from './plan/index.js';
 import { publish } from './publish.js';
-import { resolveImage } from './resolve.js';
+import { resolveImage, specField } from './resolve.js';
 import { readBaseImage } from './base/read.js';
 import { mergeBaseConfig } from './base/merge.js';
 import { openStore } from './store/index.js';
@@ -92,6 +92,8 @@ export async function buildImage(spec: ImageSpec, ctx: BuildContext): Promise<Bu
   const buildRow = ctx.index.startBuild(spec.name, ctx.reason ?? 'build');
   run.emitStarted();
   try {
+    // Checked before any work: an unusable output directory should not cost a Nix build first.
+    await ensureWritableDir(ctx.outDir ?? ctx.config.outDir);
     const plan = await planImage(spec, ctx, run);
     const summary = await run.writeOutputs(plan, spec).finally(() => plan.dispose());
     ctx.index.finishBuild(buildRow, {
@@ -159,7 +161,7 @@ export async function planImage(spec: ImageSpec, ctx: BuildContext, run?: BuildR
   const storeBudget = spec.maxLayers - baseLayers.length - 1;
   if (storeBudget < 1 && resolved.closure.paths.size > 0) {
     throw new NixdockError('INPUT_INVALID', `maxLayers ${spec.maxLayers} leaves no room for store layers`, {
-      location: { file: spec.source.file, field: `${spec.source.field ? `${spec.source.field}.` : ''}maxLayers` },
+      location: { file: spec.source.file, field: specField(spec, 'maxLayers') },
       found: `${baseLayers.length} base layer(s) + 1 customisation layer`,
       expected: `maxLayers ≥ ${baseLayers.length + 2}`,
       hint: 'Raise maxLayers (up to 127) or use a base image with fewer layers.',
@@ -355,7 +357,6 @@ export class BuildRun {
   async writeOutputs(plan: ImagePlan, spec: ImageSpec): Promise<BuildSummary> {
     const formats = this.ctx.formats ?? this.ctx.config.formats;
     const outDir = this.ctx.outDir ?? this.ctx.config.outDir;
-    await ensureWritableDir(outDir);
     const outputs: OutputResult[] = [];
     let layers: Layer[];
     let manifestDigest: Digest | undefined;
@@ -482,7 +483,7 @@ async function ensureWritableDir(dir: string): Promise<void> {
     await access(dir, constants.W_OK);
   } catch (err) {
     throw new NixdockError('OUTPUT_NOT_WRITABLE', `The output directory ${dir} is not writable`, {
-      found: (err as NodeJS.ErrnoException).code ?? String(err),
+      found: (err as Error).message,
       hint: 'Choose another directory with --out (or outDir in the config), or fix its permissions.',
       cause: err,
     });

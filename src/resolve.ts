@@ -5,6 +5,7 @@
  * store for the whole closure in one go.
  */
 import type { ImageSpec } from './config/types.js';
+import { NixdockError } from './errors.js';
 import type { Closure, ContainerConfig, Store } from './types.js';
 
 export interface ResolvedImage {
@@ -26,7 +27,7 @@ export async function resolveImage(spec: ImageSpec, store: Store, root: string, 
   }
   const roots = [...new Set([...contentsPaths, ...storePathsInConfig(spec.config, store.storeDir)])].sort();
   // includeStorePaths: false keeps only the customisation layer (its symlinks may dangle), as in dockerTools.
-  const closure = spec.includeStorePaths && roots.length > 0 ? await store.closure(roots, signal) : emptyClosure(store);
+  const closure = spec.includeStorePaths && roots.length > 0 ? await store.closure(roots, signal).catch((err) => { throw locateMissingPath(err, spec); }) : emptyClosure(store);
   return { closure, contentsPaths: [...new Set(contentsPaths)].sort(), localDirs };
 }
 
@@ -38,6 +39,25 @@ export function storePathsInConfig(config: ContainerConfig, storeDir: string): s
   const found = new Set<string>();
   for (const match of JSON.stringify(config).matchAll(pattern)) found.add(match[0]);
   return [...found];
+}
+
+/** The field path of a spec field for error locations: `images[0].maxLayers`, or `maxLayers` in a one-image spec file. */
+export function specField(spec: ImageSpec, field: string): string {
+  return spec.source.field ? `${spec.source.field}.${field}` : field;
+}
+
+/** A missing store path points at the `contents` entry (or the config) that named it. */
+function locateMissingPath(err: unknown, spec: ImageSpec): unknown {
+  if (!(err instanceof NixdockError) || err.code !== 'STORE_PATH_MISSING' || err.location || !err.found) return err;
+  const missing = err.found;
+  const index = spec.contents.findIndex((entry) => entry.kind === 'storePath' && (entry.path === missing || entry.path.startsWith(`${missing}/`)));
+  return new NixdockError(err.code, err.message, {
+    location: { file: spec.source.file, field: specField(spec, index === -1 ? 'config' : `contents[${index}]`) },
+    found: err.found,
+    expected: err.expected,
+    hint: err.hint,
+    cause: err,
+  });
 }
 
 function emptyClosure(store: Store): Closure {

@@ -47,14 +47,22 @@ export function plainLine(event: BuildEvent): string | undefined {
   }
 }
 
-/** Attaches the right reporter for the terminal; returns a function that detaches it. */
+/**
+ * For one-shot commands, whose error boundary prints the whole error after the build: the
+ * failure line names only the code, so Nix's log does not appear twice.
+ */
+function commandLine(event: BuildEvent): string | undefined {
+  return event.type === 'build:failed' ? `${event.image}: failed [${event.error.code}]` : plainLine(event);
+}
+
+/** Attaches the right reporter for a one-shot command's terminal; returns a function that detaches it. */
 export function attachConsoleReporter(bus: EventBus, stream: NodeJS.WriteStream = process.stderr): () => void {
   return stream.isTTY ? attachProgressBars(bus, stream) : attachPlainLines(bus, stream);
 }
 
 function attachPlainLines(bus: EventBus, stream: NodeJS.WritableStream): () => void {
   return bus.on((event) => {
-    const line = plainLine(event);
+    const line = commandLine(event);
     if (line) stream.write(line + '\n');
   });
 }
@@ -74,7 +82,7 @@ function attachProgressBars(bus: EventBus, stream: NodeJS.WriteStream): () => vo
   const layerTotals = new Map<string, number>();
   const layersDone = new Map<string, number>();
   const off = bus.on((event) => {
-    const line = event.type === 'build:failed' || event.type === 'build:succeeded' || event.type === 'output:written' ? plainLine(event) : undefined;
+    const line = event.type === 'build:failed' || event.type === 'build:succeeded' || event.type === 'output:written' ? commandLine(event) : undefined;
     if (event.type === 'plan:done') {
       layerTotals.set(event.image, event.layers);
       layersDone.set(event.image, 0);

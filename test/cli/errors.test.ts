@@ -62,7 +62,7 @@ test('bad input: clear errors, exit codes, --json errors, and the last good outp
     },
     'a store path that does not exist': {
       image: { ...good, contents: ['/nix/store/00000000000000000000000000000000-not-there'] },
-      exit: 2, code: 'STORE_PATH_MISSING', says: [/00000000000000000000000000000000-not-there/],
+      exit: 2, code: 'STORE_PATH_MISSING', says: [/00000000000000000000000000000000-not-there/, /images\[0\]\.contents\[0\]/],
     },
     'a path outside the store': {
       image: { ...good, contents: [{ storePath: '/usr/bin/busybox' }] },
@@ -78,7 +78,7 @@ test('bad input: clear errors, exit codes, --json errors, and the last good outp
       image: { ...good, contents: ['./app.nix'] }, env: envWithoutNix, exit: 3, code: 'NIX_MISSING', says: [/nix-build/, /nix-bin/],
     },
     'an output directory below a regular file': {
-      args: ['--out', join(dir, 'not-a-dir', 'out')], exit: 1, code: 'OUTPUT_NOT_WRITABLE', says: [/not-a-dir/],
+      args: ['--out', join(dir, 'not-a-dir', 'out')], exit: 2, code: 'OUTPUT_NOT_WRITABLE', says: [/not-a-dir/],
     },
   };
 
