@@ -14,7 +14,7 @@ export async function main(argv: string[]): Promise<number> {
     .version(VERSION)
     .showSuggestionAfterError(true)
     .exitOverride();
-  registerCommands(program);
+  await registerCommands(program, argv.slice(2));
   try {
     await program.parseAsync(argv);
     return process.exitCode === undefined ? ExitCode.OK : Number(process.exitCode);

@@ -2,28 +2,32 @@
  * Every `nixdock` subcommand registers itself here. A command module exports
  * `register(program)`, which declares its options and calls one async function that does
  * the work; src/cli.ts owns the error boundary and exit codes.
+ *
+ * Only the module of the command being run is loaded (all of them for help, `help` and
+ * unknown names): `nixdock build` need not load the daemon, the registry client or the
+ * dashboard, and start-up time is part of every no-change rebuild.
  */
 import type { Command } from 'commander';
-import { register as registerPush } from './push.js';
-import { register as registerPull } from './pull.js';
-import { register as registerGc } from './gc.js';
-import { register as registerWatch } from './watch.js';
-import { register as registerEvents } from './events.js';
-import { register as registerExport } from './export.js';
-import { register as registerSchema } from './schema.js';
-import { register as registerBuild } from './build.js';
-import { register as registerStream } from './stream.js';
-import { register as registerInspect } from './inspect.js';
 
-export function registerCommands(program: Command): void {
-  registerBuild(program);
-  registerStream(program);
-  registerInspect(program);
-  registerPush(program);
-  registerPull(program);
-  registerWatch(program);
-  registerEvents(program);
-  registerGc(program);
-  registerExport(program);
-  registerSchema(program);
+type CommandModule = { register(program: Command): void };
+
+/** In the order `nixdock --help` lists them. */
+const COMMANDS: Record<string, () => Promise<CommandModule>> = {
+  build: () => import('./build.js'),
+  stream: () => import('./stream.js'),
+  inspect: () => import('./inspect.js'),
+  push: () => import('./push.js'),
+  pull: () => import('./pull.js'),
+  watch: () => import('./watch.js'),
+  events: () => import('./events.js'),
+  gc: () => import('./gc.js'),
+  export: () => import('./export.js'),
+  schema: () => import('./schema.js'),
+};
+
+/** Registers the command named first in `args` (the words after `nixdock`), or every command when there is none. */
+export async function registerCommands(program: Command, args: string[]): Promise<void> {
+  const first = args.find((arg) => !arg.startsWith('-'));
+  const loaders = first !== undefined && Object.hasOwn(COMMANDS, first) ? [COMMANDS[first]!] : Object.values(COMMANDS);
+  for (const module of await Promise.all(loaders.map((load) => load()))) module.register(program);
 }

@@ -6,33 +6,18 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, cpSync, existsSync, openSync, lstatSync, readdirSync, readFileSync, readlinkSync, symlinkSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
+import { nixdock, nixdockArgv, REPO, type CliRun } from '../helpers/cli.js';
 import { NIX_ENV } from '../helpers/nix.js';
 import { podmanStoreFlags, tempDir } from '../output/fixtures.js';
 
-export const REPO = fileURLToPath(new URL('../..', import.meta.url));
-const CLI = join(REPO, 'src', 'cli.ts');
-/** tsx by absolute URL: the CLI runs with the temp project as cwd, where `tsx` does not resolve. */
-const TSX = import.meta.resolve('tsx');
-
-export interface CliRun {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `nixdock ARGS` in `cwd` and waits for it. */
-export function nixdock(cwd: string, args: string[], env: NodeJS.ProcessEnv = NIX_ENV): CliRun {
-  const run = spawnSync(process.execPath, ['--import', TSX, CLI, ...args], { cwd, env, encoding: 'utf8', maxBuffer: 256 << 20 });
-  return { status: run.status, stdout: run.stdout, stderr: run.stderr };
-}
+export { nixdock, REPO, type CliRun } from '../helpers/cli.js';
 
 /** Runs `nixdock ARGS` with stdout going to `file` (an image stream is binary); returns the exit code and stderr. */
 export function nixdockToFile(cwd: string, args: string[], file: string): CliRun {
   const fd = openSync(file, 'w');
   try {
-    const run = spawnSync(process.execPath, ['--import', TSX, CLI, ...args], { cwd, env: NIX_ENV, encoding: 'utf8', stdio: ['ignore', fd, 'pipe'] });
+    const run = spawnSync(process.execPath, nixdockArgv(args), { cwd, env: NIX_ENV, encoding: 'utf8', stdio: ['ignore', fd, 'pipe'] });
     return { status: run.status, stdout: '', stderr: run.stderr };
   } finally {
     closeSync(fd);
@@ -48,7 +33,7 @@ export function nixdockOk(cwd: string, args: string[], env?: NodeJS.ProcessEnv):
 
 /** `nixdock ARGS | podman <store flags> PODMAN_ARGS`: the bytes go from one process to the other, no file in between. */
 export async function nixdockIntoPodman(cwd: string, args: string[], podmanDir: string, podmanArgs: string[]): Promise<{ cli: CliRun; podman: CliRun }> {
-  const cli = spawn(process.execPath, ['--import', TSX, CLI, ...args], { cwd, env: NIX_ENV, stdio: ['ignore', 'pipe', 'pipe'] });
+  const cli = spawn(process.execPath, nixdockArgv(args), { cwd, env: NIX_ENV, stdio: ['ignore', 'pipe', 'pipe'] });
   const consumer = spawn('podman', [...podmanStoreFlags(podmanDir), ...podmanArgs], { stdio: ['pipe', 'pipe', 'pipe'] });
   cli.stdout.pipe(consumer.stdin);
   const [cliRun, podmanRun] = await Promise.all([finished(cli, false), finished(consumer, true)]);

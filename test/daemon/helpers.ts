@@ -2,21 +2,17 @@
  * A temp project built from real Nix derivations, the real `nixdock watch` process on a free
  * port, and WebSocket clients that record what they receive.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
 import WebSocket from 'ws';
 import type { BuildEvent } from '../../src/events.js';
 import type { ServerMessage } from '../../src/daemon/protocol.js';
 import type { DaemonInfo } from '../../src/daemon/state-file.js';
-import { NIX_ENV, helloApp } from '../helpers/nix.js';
+import { spawnNixdock } from '../helpers/cli.js';
+import { helloApp } from '../helpers/nix.js';
 
-export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const CLI = join(REPO, 'src', 'cli.ts');
-/** tsx by absolute URL: the CLI runs with the temp project as cwd, where `tsx` does not resolve. */
-const TSX = import.meta.resolve('tsx');
 
 /** Generous upper bounds for waits: they make a hung test fail, they measure nothing. */
 export const WAIT_MS = 60_000;
@@ -72,7 +68,7 @@ export function readInfo(project: Project): DaemonInfo | undefined {
 }
 
 export function runCli(project: Project, args: string[]): ChildProcess {
-  return spawn(process.execPath, ['--import', TSX, CLI, ...args], { cwd: project.dir, env: NIX_ENV, stdio: ['ignore', 'pipe', 'pipe'] });
+  return spawnNixdock(project.dir, args);
 }
 
 export function exited(proc: ChildProcess): Promise<number | null> {

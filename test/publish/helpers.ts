@@ -2,28 +2,16 @@
  * The real `nixdock` CLI in temporary projects whose images come from real Nix derivations, as a
  * user runs it: files, exit codes, --json output.
  */
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { TestContext } from 'node:test';
+import { nixdock as runNixdock, type CliRun } from '../helpers/cli.js';
 import { NIX_ENV } from '../helpers/nix.js';
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const CLI = join(REPO, 'src', 'cli.ts');
-/** tsx by absolute URL: the CLI runs with the temp project as cwd, where `tsx` does not resolve. */
-const TSX = import.meta.resolve('tsx');
-
-export interface CliRun {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
+/** Runs `nixdock ARGS` with these variables added to the test environment. */
 export function nixdock(cwd: string, args: string[], env: NodeJS.ProcessEnv = {}): CliRun {
-  const run = spawnSync(process.execPath, ['--import', TSX, CLI, ...args], { cwd, env: { ...NIX_ENV, ...env }, encoding: 'utf8', maxBuffer: 1 << 26 });
-  return { status: run.status, stdout: run.stdout, stderr: run.stderr };
+  return runNixdock(cwd, args, { ...NIX_ENV, ...env });
 }
 
 /** Runs the CLI with --json and returns the parsed result; fails the test with stderr on a non-zero exit. */
