@@ -133,7 +133,7 @@ export async function streamImage(spec: ImageSpec, ctx: BuildContext, out: Writa
   const run = new BuildRun(spec.name, ctx);
   run.emitStarted();
   const plan = await planImage(spec, ctx, run);
-  const known = plan.sources.map((source) => run.knownLayer(source) ?? run.counted(source));
+  const known = await Promise.all(plan.sources.map(async (source) => (await run.knownLayer(source)) ?? run.counted(source)));
   let layerStarted = Date.now();
   const image = await streamDockerArchive({
     layers: known,
@@ -300,10 +300,23 @@ export class BuildRun {
   }
 
   /** A layer whose recipe the index knows: its bytes need not be read to know its digest. */
-  knownLayer(source: LayerSource): Layer | undefined {
+  /**
+   * A layer whose recipe the index knows: its digest is known without reading its bytes, and
+   * when an OCI layout holds its uncompressed blob intact, its bytes come from that one file
+   * instead of a walk over the store (what makes a warm stream cost about a file copy).
+   */
+  async knownLayer(source: LayerSource): Promise<Layer | undefined> {
     const record = this.ctx.index.lookupLayer(source.key);
     if (!record) return undefined;
-    return { source: this.counted(source), diffId: record.diffId, size: record.size, built: false, compressed: {} };
+    let layer: Layer = { source, diffId: record.diffId, size: record.size, built: false, compressed: {} };
+    for (const dir of this.ctx.index.blobLocations(record.diffId)) {
+      const layout = new OciLayout(dir);
+      if (await this.intactBlob(layout, { digest: record.diffId, size: record.size })) {
+        layer = blobBacked(layer, layout, 'none');
+        break;
+      }
+    }
+    return { ...layer, source: this.counted(layer.source) };
   }
 
   /** Wraps a source so reading it reports progress on the bus. */
@@ -445,7 +458,7 @@ export class BuildRun {
     for (const [index, source] of plan.sources.entries()) {
       this.checkAborted();
       const started = Date.now();
-      let layer = this.knownLayer(source);
+      let layer = await this.knownLayer(source);
       if (!layer) {
         const { diffId, size } = source.diffId ? { diffId: source.diffId, size: await source.size() } : await hashLayer(this.counted(source), this.ctx.signal);
         layer = { source, diffId, size, built: true, compressed: {} };
@@ -465,11 +478,12 @@ function storedBlob(layer: Layer, codec: Codec): { digest: Digest; size: number 
 /**
  * Once a layer's blob is in the layout uncompressed, later sinks (docker-archive, push) read the
  * blob instead of walking the store again: one sequential file instead of thousands of small ones.
+ * Only blobs just written or trusted by intactBlob get here, so sinks need not hash them again.
  */
 function blobBacked(layer: Layer, layout: OciLayout, codec: Codec): Layer {
   if (codec !== 'none') return layer;
   const source = layer.source;
-  return { ...layer, source: { ...source, size: async () => layer.size, open: () => layout.openBlob(layer.diffId) } };
+  return { ...layer, verifiedBytes: true, source: { ...source, size: async () => layer.size, open: () => layout.openBlob(layer.diffId) } };
 }
 
 /** `ghcr.io/me/app` → `ghcr.io_me_app.tar`: one archive per image name, replaced atomically on each build. */

@@ -117,6 +117,11 @@ export interface Layer {
   built: boolean;
   /** Compressed variants known for this layer, keyed by codec. */
   compressed: Partial<Record<Codec, CompressedBlob>>;
+  /**
+   * The bytes come from a blob already known to hash to diffId (just written, or trusted by its
+   * stat fingerprint), so sinks check only their length instead of hashing them again.
+   */
+  verifiedBytes?: boolean;
 }
 
 // ───────────────────────────── image ─────────────────────────────

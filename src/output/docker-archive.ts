@@ -114,7 +114,7 @@ function isLayer(item: Layer | LayerSource): item is Layer {
 }
 
 async function streamKnownLayer(tar: TarWriter, name: string, layer: Layer, index: number): Promise<void> {
-  const verify = new CheckedDigestStream({ digest: layer.diffId, size: layer.size, what: `Layer ${index} (${layer.source.description})` });
+  const verify = new CheckedDigestStream({ digest: layer.diffId, size: layer.size, what: `Layer ${index} (${layer.source.description})`, trusted: layer.verifiedBytes });
   await tar.stream(name, layer.size, layer.source.open(), verify);
 }
 

@@ -71,7 +71,7 @@ export class OciLayout {
   }
 
   openBlob(digest: Digest): Readable {
-    return createReadStream(this.blobPath(digest));
+    return createReadStream(this.blobPath(digest), { highWaterMark: 1 << 20 });
   }
 
   /**
