@@ -5,8 +5,7 @@
  */
 import { createWriteStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { FromImage } from '../config/types.js';
 import { readBaseImage } from '../base/read.js';
@@ -15,10 +14,10 @@ import { exportImage, type ExportLayer } from '../export.js';
 import { parseReference } from '../reference.js';
 import { withTempFile } from '../util/atomic.js';
 import { projectImage } from './push.js';
-import { loadProject, openIndex } from './shared.js';
+import { loadProject, openIndex, projectCacheDir } from './shared.js';
 
 export interface ExportOptions {
-  /** Where decompressed base archives are kept (oci:/docker-archive: sources). Default ~/.cache/nixdock. */
+  /** Where decompressed base archives are kept (oci:/docker-archive: sources). Default: the project's, or ~/.cache/nixdock outside a project. */
   cacheDir?: string;
   /** Config file of the project a project image belongs to (default: found from the current directory). */
   config?: string;
@@ -41,7 +40,7 @@ export function register(program: Command): void {
     .argument('<source>', 'the image: a project image NAME[:TAG] (newest build by default), oci:DIR[:TAG] or docker-archive:PATH')
     .argument('<out>', 'the tar file to write (replaced atomically)')
     .option('-c, --config <file>', 'config file for project images (default: found from the current directory)')
-    .option('--cache-dir <dir>', `where decompressed base archives are kept (default: ${defaultCacheDir()}; project images use the project's)`)
+    .option('--cache-dir <dir>', `where decompressed base archives are kept (default: the project's cacheDir, or ~/.cache/nixdock outside a project)`)
     .option('--json', 'print the result as JSON')
     .action(async (source: string, out: string, opts: { cacheDir?: string; config?: string; json?: boolean }) => {
       const result = await exportCommand(source, out, { config: opts.config, cacheDir: opts.cacheDir && resolve(opts.cacheDir) });
@@ -57,7 +56,7 @@ export async function exportCommand(source: string, out: string, opts: ExportOpt
 }
 
 async function readExportSource(from: ExportSource, opts: ExportOptions): Promise<{ description: string; layers: ExportLayer[] }> {
-  if (from.kind !== 'project') return readBaseImage(from, { cacheDir: opts.cacheDir ?? defaultCacheDir(), signal: opts.signal });
+  if (from.kind !== 'project') return readBaseImage(from, { cacheDir: opts.cacheDir ?? (await projectCacheDir(opts.config)), signal: opts.signal });
   const config = await loadProject(opts);
   const index = openIndex(config);
   try {
@@ -102,8 +101,4 @@ function isImageName(source: string): boolean {
 
 async function isDirectory(path: string): Promise<boolean> {
   return stat(path).then((s) => s.isDirectory(), () => false);
-}
-
-function defaultCacheDir(): string {
-  return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'nixdock');
 }

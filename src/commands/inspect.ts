@@ -14,7 +14,7 @@ import { NixdockError } from '../errors.js';
 import type { BuildRecord } from '../index/index.js';
 import { formatBytes } from '../reporters/console.js';
 import type { LayerSource } from '../types.js';
-import { loadProject, openIndex, selectImages } from './shared.js';
+import { loadProject, openIndex, projectCacheDir, selectImages } from './shared.js';
 
 interface InspectOptions {
   config?: string;
@@ -38,7 +38,7 @@ export function register(program: Command): void {
     .option('-c, --config <file>', 'config file (for project images)')
     .option('--json', 'print JSON')
     .action(async (target: string, opts: InspectOptions) => {
-      const layers = looksLikePath(target) ? await inspectPath(target) : await inspectProjectImage(target, opts);
+      const layers = looksLikePath(target) ? await inspectPath(target, opts) : await inspectProjectImage(target, opts);
       if (opts.json) process.stdout.write(JSON.stringify({ ok: true, target, layers }, null, 2) + '\n');
       else process.stdout.write(renderLayers(layers));
     });
@@ -65,9 +65,9 @@ async function inspectProjectImage(name: string, opts: InspectOptions): Promise<
   return build.layers.map((l) => ({ diffId: l.diffId, size: l.size, storePaths: l.storePaths, built: l.built, newPaths: l.built ? l.newPaths : [] }));
 }
 
-async function inspectPath(target: string): Promise<InspectedLayer[]> {
+async function inspectPath(target: string, opts: InspectOptions): Promise<InspectedLayer[]> {
   const from = parsePathTarget(target);
-  const base = await readBaseImage(from, { cacheDir: resolve('.nixdock') });
+  const base = await readBaseImage(from, { cacheDir: await projectCacheDir(opts.config) });
   const history = base.config.history.filter((h) => !h.empty_layer);
   const layers: InspectedLayer[] = [];
   for (const [i, layer] of base.layers.entries()) {

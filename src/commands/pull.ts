@@ -2,13 +2,11 @@
  * `nixdock pull REF` (dockerTools' pullImage): fetch an image pinned by digest into the cache
  * (<cacheDir>/pulled, an OCI layout), verifying every blob; later builds use it offline.
  */
-import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { NixdockError } from '../errors.js';
 import { parsePlatform } from '../registry/platform.js';
 import { pullImage, type PulledImage } from '../registry/pull.js';
-import { interruptSignal, loadProject } from './shared.js';
+import { interruptSignal, projectCacheDir } from './shared.js';
 
 interface PullCommandOptions {
   config?: string;
@@ -44,18 +42,6 @@ export async function pullCommand(ref: string, opts: PullCommandOptions): Promis
     return await pullImage(ref, { cacheDir, platform, allowTag: opts.allowTag, insecure: opts.insecure, signal });
   } finally {
     dispose();
-  }
-}
-
-/** The project's cacheDir when there is a project; outside one, the user cache. */
-async function projectCacheDir(configFile: string | undefined): Promise<string> {
-  try {
-    return (await loadProject({ config: configFile })).cacheDir;
-  } catch (err) {
-    if (configFile === undefined && err instanceof NixdockError && err.code === 'CONFIG_NOT_FOUND') {
-      return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'nixdock');
-    }
-    throw err;
   }
 }
 

@@ -2,6 +2,8 @@
  * What the build-like commands share: loading the project, picking images by name, opening the
  * index with a visible warning when it had to be rebuilt, and stopping cleanly on Ctrl-C.
  */
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import type { ImageSpec, ResolvedConfig } from '../config/types.js';
 import { closest } from '../config/errors.js';
 import { loadConfig } from '../config/load.js';
@@ -14,6 +16,21 @@ export interface ProjectOptions {
 
 export async function loadProject(opts: ProjectOptions): Promise<ResolvedConfig> {
   return loadConfig({ cwd: process.cwd(), configFile: opts.config });
+}
+
+/**
+ * Where pulled and decompressed base images are cached: the project's cacheDir inside a project,
+ * the user cache ($XDG_CACHE_HOME/nixdock) outside one.
+ */
+export async function projectCacheDir(configFile: string | undefined): Promise<string> {
+  try {
+    return (await loadProject({ config: configFile })).cacheDir;
+  } catch (err) {
+    if (configFile === undefined && err instanceof NixdockError && err.code === 'CONFIG_NOT_FOUND') {
+      return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'nixdock');
+    }
+    throw err;
+  }
 }
 
 export function openIndex(config: ResolvedConfig): LayerIndex {
