@@ -11,7 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import { access, constants, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Transform, type Readable, type Writable } from 'node:stream';
+import { Transform, pipeline, type Readable, type Writable } from 'node:stream';
 import type { ImageSpec, ResolvedConfig } from './config/types.js';
 import { NixdockError, toNixdockError } from './errors.js';
 import type { EventBus } from './events.js';
@@ -332,9 +332,9 @@ export class BuildRun {
             done(null, chunk);
           },
         });
-        const input = source.open();
-        input.on('error', (err) => counter.destroy(err));
-        return input.pipe(counter);
+        // pipeline, not pipe: when the consumer fails, the layer stream (and its worker) is destroyed too.
+        pipeline(source.open(), counter, () => {});
+        return counter;
       },
     };
   }
@@ -483,7 +483,8 @@ function storedBlob(layer: Layer, codec: Codec): { digest: Digest; size: number 
 function blobBacked(layer: Layer, layout: OciLayout, codec: Codec): Layer {
   if (codec !== 'none') return layer;
   const source = layer.source;
-  return { ...layer, verifiedBytes: true, source: { ...source, size: async () => layer.size, open: () => layout.openBlob(layer.diffId) } };
+  const tarFile = layout.blobPath(layer.diffId);
+  return { ...layer, verifiedBytes: true, source: { ...source, tarFile, size: async () => layer.size, open: () => layout.openBlob(layer.diffId) } };
 }
 
 /** `ghcr.io/me/app` → `ghcr.io_me_app.tar`: one archive per image name, replaced atomically on each build. */

@@ -93,6 +93,11 @@ export interface LayerSource {
   size(): Promise<number>;
   /** The uncompressed tar bytes. Each call starts a fresh stream. */
   open(): Readable;
+  /**
+   * A file holding exactly the bytes open() streams (a layout blob), when there is one: a sink
+   * may copy it directly, which is faster than the stream (docker-archive on a file descriptor).
+   */
+  readonly tarFile?: string;
   /** Known diff_id (e.g. from a base image or the index); absent until built. */
   readonly diffId?: Digest;
 }

@@ -18,7 +18,6 @@ import { DigestStream } from './hash.js';
 import { stageNixDb, type NixDbContents } from './nix-db.js';
 import { assertStorePath } from './store-layer.js';
 import { copyLocalDir, linkStoreRoot, removeTree, runExtraCommands } from './stage-tree.js';
-import { HeaderTemplate } from './tar-header.js';
 import { TarStream, tarSize } from './tar-writer.js';
 import { walkTree, type TarEntry } from './walk.js';
 
@@ -88,10 +87,10 @@ async function stageAndPack(opts: CustomisationLayerOptions, workDir: string, ta
 
 /** Writes the tree's tar (relative names, no entry for the root itself) and returns its digest. */
 async function packTree(tree: string, tarPath: string, mtime: number): Promise<{ diffId: Digest; size: number }> {
-  const template = new HeaderTemplate({ ...ROOT_OWNER, mtime });
+  const settings = { ...ROOT_OWNER, mtime };
   const entries: TarEntry[] = [];
   walkTree({ nameRoot: '', physicalRoot: tree }, entries, () => new NixdockError('INTERNAL', `Staged tree ${tree} vanished`));
-  const plan = { entries, template, size: tarSize(entries, template) };
+  const plan = { entries, settings, size: tarSize(entries, settings) };
   const digest = new DigestStream();
   await withTempFile(tarPath, (tmp) => pipeline(new TarStream(async () => plan), digest, createWriteStream(tmp)));
   return { diffId: digest.digest(), size: digest.bytes };

@@ -6,7 +6,6 @@ import { createHash } from 'node:crypto';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { NixdockError } from '../errors.js';
 import type { LayerSource, TarSettings } from '../types.js';
-import { HeaderTemplate } from './tar-header.js';
 import { TarStream, tarSize, type TarPlan } from './tar-writer.js';
 import { walkTree, type TarEntry, type TreeRoot } from './walk.js';
 
@@ -27,11 +26,10 @@ export interface StoreLayerOptions {
 const STORE_DIR_MODE = 0o755;
 
 export function storeLayerSource(opts: StoreLayerOptions): LayerSource {
-  const template = new HeaderTemplate(opts.settings);
   let plan: Promise<TarPlan> | undefined;
   // The walk is shared by size() and every open(); a failed walk is retried on the next call.
   const loadPlan = (): Promise<TarPlan> => {
-    plan ??= planStoreLayer(opts, template).catch((err: unknown) => {
+    plan ??= planStoreLayer(opts).catch((err: unknown) => {
       plan = undefined;
       throw err;
     });
@@ -54,7 +52,7 @@ export function storeLayerKey(opts: Pick<StoreLayerOptions, 'paths' | 'settings'
   return createHash('sha256').update(JSON.stringify(recipe)).digest('hex');
 }
 
-async function planStoreLayer(opts: StoreLayerOptions, template: HeaderTemplate): Promise<TarPlan> {
+async function planStoreLayer(opts: StoreLayerOptions): Promise<TarPlan> {
   const entries = storeDirEntries(opts.storeDir);
   for (const path of opts.paths) {
     assertStorePath(path, opts.storeDir);
@@ -62,7 +60,7 @@ async function planStoreLayer(opts: StoreLayerOptions, template: HeaderTemplate)
     // One store path is walked synchronously; let other work (the daemon's sockets) run between paths.
     await yieldToEventLoop();
   }
-  return { entries, template, size: tarSize(entries, template) };
+  return { entries, settings: opts.settings, size: tarSize(entries, opts.settings) };
 }
 
 /** `/nix/` and `/nix/store/` for the usual store dir: each ancestor of the store dir, outermost first. */

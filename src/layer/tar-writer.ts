@@ -1,55 +1,44 @@
 /**
- * Streams a planned entry list as tar bytes: headers from the HeaderTemplate, file contents read
- * synchronously straight into large output chunks.
- *
- * Why synchronous reads: a layer has tens of thousands of small files, and an async open/read/close
- * round trip through the libuv pool per file costs several times the syscalls themselves. Each
- * `_read` fills one chunk (128 KiB) and returns, so the event loop is held only for that long and
- * backpressure is the stream's own.
+ * Streams a planned entry list as tar bytes. The bytes are produced in a tar worker thread
+ * (tar-worker.ts: blocking opens and reads of every file); this Readable on the calling thread
+ * only passes the worker's chunks on, so reading files overlaps with hashing and writing them.
  */
-import { closeSync, openSync, readSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { NixdockError } from '../errors.js';
-import { blockAlign, trailerSize, type HeaderTemplate } from './tar-header.js';
-import { physicalPathOf, type TarEntry } from './walk.js';
+import type { TarSettings } from '../types.js';
+import { HeaderTemplate, trailerSize } from './tar-header.js';
+import { TarWorker } from './tar-worker-pool.js';
+import { CHUNK_SIZE, CONTROL, RING_SLOTS, type TarWorkerMessage } from './tar-worker-protocol.js';
+import type { TarEntry } from './walk.js';
 
 /** Everything needed to write a layer's bytes; `size` is exact. */
 export interface TarPlan {
   entries: readonly TarEntry[];
-  template: HeaderTemplate;
+  /** Owner and mtime of every entry (the worker builds its HeaderTemplate from them). */
+  settings: TarSettings;
   size: number;
 }
 
-/**
- * Output chunk size. Measured on the 1 GB / 80 000-file benchmark closure: 128 KiB chunks ran
- * faster than 1 MiB ones, which glibc serves with fresh mmap'd pages (a page fault per 4 KiB).
- */
-const CHUNK_SIZE = 128 * 1024;
-
 /** The exact archive size of these entries, trailer and record padding included. */
-export function tarSize(entries: readonly TarEntry[], template: HeaderTemplate): number {
+export function tarSize(entries: readonly TarEntry[], settings: TarSettings): number {
+  const template = new HeaderTemplate(settings);
   let bytes = 0;
   for (const entry of entries) bytes += template.entrySize(entry);
   return bytes + trailerSize(bytes);
 }
 
-/** The file currently being copied into the archive. */
-interface OpenFile {
-  entry: TarEntry;
-  fd: number;
-  remaining: number;
-  /** A read came back short with nothing left to read, so the file has not grown. */
-  eofSeen: boolean;
-}
-
 export class TarStream extends Readable {
-  private plan: TarPlan | undefined;
-  private index = 0;
-  private file: OpenFile | null = null;
-  private padRemaining = 0;
-  private trailerWritten = false;
-  private written = 0;
-  private readonly scratch = Buffer.alloc(1);
+  private worker: TarWorker | undefined;
+  private ring: Uint8Array | undefined;
+  private readonly control = new Int32Array(new SharedArrayBuffer(CONTROL.length * Int32Array.BYTES_PER_ELEMENT));
+  /** Lengths of filled slots not yet copied out, oldest first (its slot: consumed % RING_SLOTS). */
+  private readonly filled: number[] = [];
+  private consumed = 0;
+  /** The consumer asked for bytes (_read) and no push has said "enough" since. */
+  private wanted = false;
+  private workerDone = false;
+  private received = 0;
+  private size = 0;
 
   /** `load` runs once, before the first byte (e.g. the lstat walk, unless already cached). */
   constructor(private readonly load: () => Promise<TarPlan>) {
@@ -59,7 +48,8 @@ export class TarStream extends Readable {
   override _construct(callback: (error?: Error | null) => void): void {
     this.load().then(
       (plan) => {
-        this.plan = plan;
+        this.size = plan.size;
+        this.start(plan);
         callback();
       },
       (err: Error) => callback(err),
@@ -67,120 +57,91 @@ export class TarStream extends Readable {
   }
 
   override _read(): void {
-    try {
-      const chunk = this.fillChunk(this.plan!);
-      this.written += chunk?.length ?? 0;
-      if (chunk === null) this.finish(this.plan!);
-      else this.push(chunk);
-    } catch (err) {
-      this.destroy(err as Error);
-    }
+    this.wanted = true;
+    this.drain();
   }
 
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
-    this.closeFile();
-    callback(err);
-  }
-
-  private finish(plan: TarPlan): void {
-    if (this.written !== plan.size) {
-      throw new NixdockError('INTERNAL', `Layer tar came out ${this.written} bytes long, but ${plan.size} were planned`, {
-        hint: 'This is a nixdock bug: please report it with the store paths of the layer.',
-      });
+    const worker = this.worker;
+    this.worker = undefined;
+    if (worker === undefined || this.workerDone) {
+      worker?.release();
+      callback(err);
+      return;
     }
-    this.push(null);
+    // Stopped before the worker finished (an abort, a failed consumer): wake it if it waits for a slot, and end it.
+    Atomics.store(this.control, CONTROL.cancelled, 1);
+    Atomics.notify(this.control, CONTROL.consumed);
+    worker.stop().then(() => callback(err), () => callback(err));
   }
 
-  /** Fills one output chunk; null when the archive is complete. */
-  private fillChunk(plan: TarPlan): Buffer | null {
-    const chunk = Buffer.allocUnsafe(CHUNK_SIZE);
-    let pos = 0;
-    while (pos < CHUNK_SIZE) {
-      if (this.file !== null) {
-        pos = this.copyFile(this.file, chunk, pos);
-      } else if (this.padRemaining > 0) {
-        const pad = Math.min(this.padRemaining, CHUNK_SIZE - pos);
-        chunk.fill(0, pos, pos + pad);
-        this.padRemaining -= pad;
-        pos += pad;
-      } else if (this.index < plan.entries.length) {
-        const entry = plan.entries[this.index]!;
-        if (pos + plan.template.headerSize(entry) > CHUNK_SIZE) break;
-        pos = plan.template.write(chunk, pos, entry);
-        this.index++;
-        if (entry.type === 'file') this.file = openEntry(entry);
-      } else if (!this.trailerWritten) {
-        const trailer = trailerSize(this.written + pos);
-        if (pos + trailer > CHUNK_SIZE) break;
-        chunk.fill(0, pos, pos + trailer);
-        pos += trailer;
-        this.trailerWritten = true;
-      } else {
-        break;
-      }
+  private start(plan: TarPlan): void {
+    const worker = TarWorker.acquire();
+    this.worker = worker;
+    // A plain view: Buffer#copy from shared memory goes element by element; TypedArray#set copies in bulk.
+    this.ring = new Uint8Array(worker.ring);
+    worker.run(
+      { entries: plan.entries, settings: plan.settings, ring: worker.ring, control: this.control.buffer as SharedArrayBuffer },
+      { message: (message) => this.onMessage(message), crashed: (error) => this.onCrash(error) },
+    );
+  }
+
+  private onMessage(message: TarWorkerMessage): void {
+    switch (message.type) {
+      case 'chunk':
+        this.filled.push(message.length);
+        this.drain();
+        return;
+      case 'done':
+        // The worker is released only once every slot is copied out: the next stream it serves reuses the ring.
+        this.workerDone = true;
+        this.drain();
+        return;
+      case 'error':
+        this.releaseWorker();
+        this.destroy(new NixdockError(message.error.code, message.error.message, message.error));
+        return;
     }
-    return pos === 0 ? null : chunk.subarray(0, pos);
   }
 
-  /**
-   * Copies file content into the chunk. When the rest fits, it asks for one byte more than the
-   * walk saw: getting it means the file grew, which (the store being immutable) is corruption.
-   */
-  private copyFile(file: OpenFile, chunk: Buffer, pos: number): number {
-    const room = CHUNK_SIZE - pos;
-    if (file.remaining > 0) {
-      const ask = file.remaining < room ? file.remaining + 1 : room;
-      const got = readInto(file, chunk, pos, ask);
-      if (got === 0) throw sizeChanged(file.entry, 'shrank');
-      if (got > file.remaining) throw sizeChanged(file.entry, 'grew');
-      file.remaining -= got;
-      file.eofSeen = got < ask && file.remaining === 0;
-      return pos + got;
+  /** Copies filled slots out while the consumer wants bytes (each copy frees its slot); ends the stream after the last. */
+  private drain(): void {
+    while (this.wanted && this.filled.length > 0) {
+      const length = this.filled.shift()!;
+      const start = (this.consumed % RING_SLOTS) * CHUNK_SIZE;
+      const chunk = Buffer.allocUnsafe(length);
+      chunk.set(this.ring!.subarray(start, start + length));
+      this.consumed++;
+      Atomics.store(this.control, CONTROL.consumed, this.consumed);
+      Atomics.notify(this.control, CONTROL.consumed);
+      this.received += length;
+      this.wanted = this.push(chunk);
     }
-    if (!file.eofSeen && readInto(file, this.scratch, 0, 1) > 0) throw sizeChanged(file.entry, 'grew');
-    this.closeFile();
-    this.padRemaining = blockAlign(file.entry.size) - file.entry.size;
-    return pos;
+    if (this.workerDone && this.filled.length === 0) this.finish();
+    // A full ring nobody reads: the worker is blocked until a reader comes back, which only a live consumer can do.
+    this.worker?.keepAlive(this.wanted || this.filled.length < RING_SLOTS);
   }
 
-  private closeFile(): void {
-    if (this.file === null) return;
-    closeSync(this.file.fd);
-    this.file = null;
+  private finish(): void {
+    this.workerDone = false;
+    this.releaseWorker();
+    if (this.received !== this.size) this.destroy(sizeMismatch(this.received, this.size));
+    else this.push(null);
   }
-}
 
-function openEntry(entry: TarEntry): OpenFile {
-  try {
-    return { entry, fd: openSync(physicalPathOf(entry), 'r'), remaining: entry.size, eofSeen: false };
-  } catch (err) {
-    throw readFailed(entry, err);
+  private onCrash(error: Error): void {
+    this.worker = undefined;
+    this.destroy(new NixdockError('INTERNAL', `The tar worker thread failed: ${error.message}`, { cause: error }));
   }
-}
 
-function readInto(file: OpenFile, into: Buffer, offset: number, length: number): number {
-  try {
-    return readSync(file.fd, into, offset, length, null);
-  } catch (err) {
-    throw readFailed(file.entry, err);
+  private releaseWorker(): void {
+    this.worker?.release();
+    this.worker = undefined;
   }
 }
 
-function readFailed(entry: TarEntry, err: unknown): NixdockError {
-  const path = physicalPathOf(entry);
-  return new NixdockError('LAYER_BUILD', `Cannot read ${path} for the layer: ${(err as Error).message}`, {
-    location: { file: path },
-    hint: 'Check that the store path is intact (`nix-store --verify-path PATH`) and readable by this user.',
-    cause: err,
-  });
-}
-
-function sizeChanged(entry: TarEntry, how: 'grew' | 'shrank'): NixdockError {
-  const path = physicalPathOf(entry);
-  return new NixdockError('LAYER_BUILD', `${path} ${how} while its layer was being written`, {
-    location: { file: path },
-    found: `a file that ${how} after it was measured`,
-    expected: `${entry.size} bytes, as when the layer was planned (store paths never change)`,
-    hint: 'Something modified the store; run `nix-store --verify --check-contents --repair`, then build again.',
+function sizeMismatch(written: number, planned: number): NixdockError {
+  return new NixdockError('INTERNAL', `Layer tar came out ${written} bytes long, but ${planned} were planned`, {
+    hint: 'This is a nixdock bug: please report it with the store paths of the layer.',
   });
 }

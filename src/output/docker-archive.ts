@@ -6,7 +6,7 @@
  * old and new loaders both accept it. Cold (some digest unknown): a single pass that names layers
  * `layers/000.tar`, hashes them while streaming, and writes config and manifest.json last.
  */
-import { createWriteStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { NixdockError } from '../errors.js';
 import { INDEX_SHAPE, canonicalJson } from '../image/canonical.js';
@@ -35,8 +35,12 @@ const blobName = (digest: Digest): string => `blobs/sha256/${digestHex(digest)}`
  * the diffId while written; on a mismatch the stream fails before the entry completes.
  */
 export async function writeDockerArchive(images: Image[], out: Writable, signal?: AbortSignal): Promise<void> {
+  await writeHybrid(images, TarWriter.into(out, signal));
+}
+
+async function writeHybrid(images: Image[], writer: TarWriter): Promise<void> {
   if (images.length === 0) throw new NixdockError('INTERNAL', 'writeDockerArchive needs at least one image');
-  await new TarWriter(out, signal).run(async (tar) => {
+  await writer.run(async (tar) => {
     await tar.directory('blobs/');
     await tar.directory('blobs/sha256/');
     await tar.file('oci-layout', LAYOUT_FILE);
@@ -64,7 +68,14 @@ export async function writeDockerArchive(images: Image[], out: Writable, signal?
 
 /** The hybrid archive as a file, replaced atomically (a failed write keeps the previous file). */
 export async function writeDockerArchiveFile(images: Image[], path: string, signal?: AbortSignal): Promise<OutputResult> {
-  await withTempFile(path, (tmp) => writeDockerArchive(images, createWriteStream(tmp, { mode: 0o644 }), signal));
+  await withTempFile(path, async (tmp) => {
+    const file = await open(tmp, 'wx', 0o644);
+    try {
+      await writeHybrid(images, TarWriter.intoFile(file.fd, signal));
+    } finally {
+      await file.close();
+    }
+  });
   return { format: 'docker-archive', path, manifestDigest: ociManifest(images[0]!, 'none').digest };
 }
 
@@ -92,7 +103,7 @@ export async function streamDockerArchive(opts: StreamArchiveOptions): Promise<I
     await writeDockerArchive([image], opts.out, opts.signal);
     return image;
   }
-  return new TarWriter(opts.out, opts.signal).run(async (tar) => {
+  return TarWriter.into(opts.out, opts.signal).run(async (tar) => {
     await tar.directory('layers/');
     const layers: Layer[] = [];
     for (const [index, item] of opts.layers.entries()) {
@@ -114,7 +125,10 @@ function isLayer(item: Layer | LayerSource): item is Layer {
 }
 
 async function streamKnownLayer(tar: TarWriter, name: string, layer: Layer, index: number): Promise<void> {
-  const verify = new CheckedDigestStream({ digest: layer.diffId, size: layer.size, what: `Layer ${index} (${layer.source.description})`, trusted: layer.verifiedBytes });
+  const what = `Layer ${index} (${layer.source.description})`;
+  // A file of known-good bytes needs no hashing, so it can skip the stream machinery too.
+  if (layer.verifiedBytes && layer.source.tarFile !== undefined) return tar.copyFile(name, layer.size, layer.source.tarFile, what);
+  const verify = new CheckedDigestStream({ digest: layer.diffId, size: layer.size, what, trusted: layer.verifiedBytes });
   await tar.stream(name, layer.size, layer.source.open(), verify);
 }
 

@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { hashLayer } from '../../src/layer/hash.js';
+import { storeLayerSource } from '../../src/layer/store-layer.js';
+import { liveTarWorkers } from '../../src/layer/tar-worker-pool.js';
+import type { TarSettings } from '../../src/types.js';
+import { missingTools } from '../helpers/tools.js';
+import { edgePaths, readAll, sha256, tempDir } from './fixtures.js';
+
+const NEEDS = missingTools([['nix-build', 'nix-bin']]);
+const DEFAULTS: TarSettings = { mtime: 1, uid: 0, gid: 0, uname: 'root', gname: 'root' };
+const REPO = new URL('../..', import.meta.url).pathname;
+/** tsx by absolute URL: the child runs a script outside the repository, where `tsx` does not resolve. */
+const TSX = import.meta.resolve('tsx');
+
+function edgeLayer() {
+  const { tree, file, symlink } = edgePaths();
+  return storeLayerSource({ paths: [tree, file, symlink], settings: DEFAULTS, storeDir: '/nix/store', physicalPath: (p) => p });
+}
+
+describe('store layer bytes come from a worker thread', { skip: NEEDS }, () => {
+  test('a reader that stops early ends the worker, which was blocked waiting for the reader', async () => {
+    const layer = edgeLayer();
+    const stream = layer.open();
+    const [first] = (await once(stream, 'data')) as [Buffer];
+    assert.ok(first.length > 0);
+    stream.pause();
+    const whileStreaming = liveTarWorkers();
+    assert.ok(whileStreaming >= 1, 'a worker writes the layer');
+    stream.destroy();
+    await once(stream, 'close');
+    assert.equal(liveTarWorkers(), whileStreaming - 1, 'the streaming worker has exited, not gone back to the pool');
+    // The pool still serves the next layer, with the same bytes as a fresh run.
+    assert.equal((await hashLayer(layer)).diffId, sha256(await readAll(edgeLayer().open())));
+  });
+
+  test('an abort signal stops hashing and the worker with it', async () => {
+    const layer = edgeLayer();
+    const controller = new AbortController();
+    let closed: Promise<void> | undefined;
+    let whileStreaming = 0;
+    const source = {
+      ...layer,
+      open: () => {
+        const stream = layer.open().once('data', () => {
+          whileStreaming = liveTarWorkers();
+          controller.abort();
+        });
+        closed = new Promise((resolve) => stream.once('close', resolve));
+        return stream;
+      },
+    };
+    await assert.rejects(hashLayer(source, controller.signal), { name: 'AbortError' });
+    await closed;
+    assert.equal(liveTarWorkers(), whileStreaming - 1, 'the aborted layer\'s worker has exited');
+  });
+
+  test('a stream its consumer drops without destroying it does not keep the process alive', (t) => {
+    // As a pipe() source left behind by a failed pipeline: paused, never destroyed, its worker blocked on a full ring.
+    const dir = tempDir('nixdock-layer-dropped-');
+    t.after(dir.cleanup);
+    const script = join(dir.path, 'drop.mjs');
+    writeFileSync(script, `
+      import { storeLayerSource } from ${JSON.stringify(join(REPO, 'src/layer/store-layer.ts'))};
+      const stream = storeLayerSource({ paths: JSON.parse(process.argv[2]), settings: ${JSON.stringify(DEFAULTS)}, storeDir: '/nix/store', physicalPath: (p) => p }).open();
+      stream.once('data', () => { stream.pause(); console.log('dropped'); });`);
+    const { tree } = edgePaths();
+    // The timeout only stops a hung child; a correct one exits as soon as its script is done.
+    const child = spawnSync(process.execPath, ['--import', TSX, script, JSON.stringify([tree])], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(child.stdout.trim(), 'dropped', child.stderr);
+    assert.equal(child.status, 0, 'the process exited on its own');
+  });
+
+  test('layers streamed at the same time each get their own worker and their own bytes', async () => {
+    const { tree, file } = edgePaths();
+    const layerOf = (paths: string[]) => storeLayerSource({ paths, settings: DEFAULTS, storeDir: '/nix/store', physicalPath: (p) => p });
+    const alone = [await readAll(layerOf([tree]).open()), await readAll(layerOf([file]).open())];
+    const together = await Promise.all([readAll(layerOf([tree]).open()), readAll(layerOf([file]).open())]);
+    assert.deepEqual(together.map(sha256), alone.map(sha256));
+  });
+
+  test('the compiled module (dist/, no tsx) finds its worker and writes the same bytes', async (t) => {
+    const out = tempDir('nixdock-layer-dist-');
+    t.after(out.cleanup);
+    const tsc = join(REPO, 'node_modules/typescript/bin/tsc');
+    const options = ['--outDir', out.path, '--rootDir', join(REPO, 'src'), '--module', 'nodenext', '--target', 'es2022', '--skipLibCheck'];
+    // The worker module is loaded by URL, not imported, so it is named as a root (tsconfig's `include` covers all of src/).
+    const roots = ['src/layer/store-layer.ts', 'src/layer/tar-worker.ts'].map((file) => join(REPO, file));
+    execFileSync(process.execPath, [tsc, ...options, ...roots], { stdio: 'pipe' });
+    writeFileSync(join(out.path, 'package.json'), '{"type":"module"}');
+    writeFileSync(join(out.path, 'hash-layer.js'), `
+      import { storeLayerSource } from ${JSON.stringify(join(out.path, 'layer/store-layer.js'))};
+      import { createHash } from 'node:crypto';
+      const hash = createHash('sha256');
+      const paths = JSON.parse(process.argv[2]);
+      for await (const chunk of storeLayerSource({ paths, settings: ${JSON.stringify(DEFAULTS)}, storeDir: '/nix/store', physicalPath: (p) => p }).open()) hash.update(chunk);
+      console.log('sha256:' + hash.digest('hex'));`);
+    const { tree, file, symlink } = edgePaths();
+    // Plain node without the tsx loader, as users run dist/: the worker must be the compiled .js file.
+    const env = { ...process.env, NODE_OPTIONS: '' };
+    const digest = execFileSync(process.execPath, [join(out.path, 'hash-layer.js'), JSON.stringify([tree, file, symlink])], { encoding: 'utf8', env });
+    assert.equal(digest.trim(), (await hashLayer(edgeLayer())).diffId);
+  });
+});
