@@ -4,7 +4,8 @@
  * only passes the worker's chunks on, so reading files overlaps with hashing and writing them.
  */
 import { Readable } from 'node:stream';
-import { NixdockError } from '../errors.js';
+import { NixdockError, toNixdockError } from '../errors.js';
+import { TarFiller } from './tar-filler.js';
 import type { TarSettings } from '../types.js';
 import { HeaderTemplate, trailerSize } from './tar-header.js';
 import { TarWorker } from './tar-worker-pool.js';
@@ -26,6 +27,9 @@ export function tarSize(entries: readonly TarEntry[], settings: TarSettings): nu
   for (const entry of entries) bytes += template.entrySize(entry);
   return bytes + trailerSize(bytes);
 }
+
+/** Layers up to this size are tarred on the calling thread (see TarStream.fillInline). */
+const INLINE_MAX_BYTES = 1 << 20;
 
 export class TarStream extends Readable {
   private worker: TarWorker | undefined;
@@ -76,6 +80,10 @@ export class TarStream extends Readable {
   }
 
   private start(plan: TarPlan): void {
+    if (plan.size <= INLINE_MAX_BYTES) {
+      this.fillInline(plan);
+      return;
+    }
     const worker = TarWorker.acquire();
     this.worker = worker;
     // A plain view: Buffer#copy from shared memory goes element by element; TypedArray#set copies in bulk.
@@ -84,6 +92,26 @@ export class TarStream extends Readable {
       { entries: plan.entries, settings: plan.settings, ring: worker.ring, control: this.control.buffer as SharedArrayBuffer },
       { message: (message) => this.onMessage(message), crashed: (error) => this.onCrash(error) },
     );
+  }
+
+  /**
+   * Small layers (the customisation layer, an app's own path) are tarred right here: handing them
+   * to a worker thread costs more than it saves, and every rebuild writes at least one.
+   */
+  private fillInline(plan: TarPlan): void {
+    const filler = new TarFiller(plan.entries, new HeaderTemplate(plan.settings));
+    const bytes = Buffer.allocUnsafe(plan.size);
+    try {
+      for (let length = filler.fill(bytes); length > 0; length = filler.fill(bytes.subarray(this.received))) this.received += length;
+    } catch (err) {
+      this.destroy(toNixdockError(err));
+      return;
+    } finally {
+      filler.close();
+    }
+    this.push(bytes.subarray(0, this.received));
+    this.workerDone = true;
+    this.finish();
   }
 
   private onMessage(message: TarWorkerMessage): void {
