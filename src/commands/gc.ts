@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { NixdockError } from '../errors.js';
 import { collectGarbage, type GcReport } from '../index/gc.js';
 import { loadProject, openIndex } from './shared.js';
+import { formatBytes } from '../reporters/console.js';
 
 export interface GcCommandOptions {
   config?: string;
@@ -58,13 +59,3 @@ function summary(r: GcReport): string {
     ` (keeping the last ${r.keepBuilds} build${r.keepBuilds === 1 ? '' : 's'} of each image).`;
 }
 
-function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
-}

@@ -13,6 +13,7 @@ import { pushImage, type PushResult } from '../registry/push.js';
 import type { BlobPushEvent } from '../registry/types.js';
 import type { Image } from '../types.js';
 import { interruptSignal, loadProject, openIndex } from './shared.js';
+import { formatBytes } from '../reporters/console.js';
 
 interface PushCommandOptions {
   config?: string;
@@ -96,13 +97,6 @@ function printBlob(e: BlobPushEvent): void {
 function summary(result: PushResult): string {
   const count = (action: string) => result.blobs.filter((b) => b.action === action).length;
   return `pushed ${result.ref}@${result.manifestDigest}: ${count('uploaded')} uploaded (${formatBytes(result.bytesUploaded)}), ${count('mounted')} mounted, ${count('skipped')} skipped\n`;
-}
-
-function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB'];
-  let i = 0;
-  for (; n >= 1024 && i < units.length - 1; i++) n /= 1024;
-  return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`;
 }
 
 function collect(value: string, previous: string[]): string[] {
