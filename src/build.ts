@@ -153,8 +153,8 @@ export async function streamImage(spec: ImageSpec, ctx: BuildContext, out: Writa
 export async function planImage(spec: ImageSpec, ctx: BuildContext, run?: BuildRun): Promise<ImagePlan> {
   if (spec.nixpkgsConf) return planNixpkgsImage(spec, ctx);
   const store = openStore(ctx.config.store);
-  const resolved = await resolveImage(spec, store, ctx.config.root, ctx.signal);
-  ctx.index.recordStorePaths([...resolved.closure.paths.values()]);
+  const resolved = await resolveImage(spec, store, ctx.config.root, ctx.signal, ctx.index);
+  ctx.index.recordStorePaths([...resolved.closure.paths.values()], resolved.closure.fingerprints);
   const base = spec.fromImage ? await readBaseImage(spec.fromImage, { cacheDir: ctx.config.cacheDir, signal: ctx.signal }) : undefined;
   const baseLayers = base?.layers ?? [];
 

@@ -6,7 +6,7 @@
  */
 import type { ImageSpec } from './config/types.js';
 import { NixdockError } from './errors.js';
-import type { Closure, ContainerConfig, Store } from './types.js';
+import type { Closure, ClosureCache, ContainerConfig, Store } from './types.js';
 
 export interface ResolvedImage {
   closure: Closure;
@@ -16,7 +16,8 @@ export interface ResolvedImage {
   localDirs: string[];
 }
 
-export async function resolveImage(spec: ImageSpec, store: Store, root: string, signal?: AbortSignal): Promise<ResolvedImage> {
+/** `cache` (the layer index) lets the nix store answer an unchanged closure without asking Nix. */
+export async function resolveImage(spec: ImageSpec, store: Store, root: string, signal?: AbortSignal, cache?: ClosureCache): Promise<ResolvedImage> {
   const contentsPaths: string[] = [];
   const localDirs: string[] = [];
   for (const entry of spec.contents) {
@@ -27,7 +28,7 @@ export async function resolveImage(spec: ImageSpec, store: Store, root: string, 
   }
   const roots = [...new Set([...contentsPaths, ...storePathsInConfig(spec.config, store.storeDir)])].sort();
   // includeStorePaths: false keeps only the customisation layer (its symlinks may dangle), as in dockerTools.
-  const closure = spec.includeStorePaths && roots.length > 0 ? await store.closure(roots, signal).catch((err) => { throw locateMissingPath(err, spec); }) : emptyClosure(store);
+  const closure = spec.includeStorePaths && roots.length > 0 ? await store.closure(roots, signal, cache).catch((err) => { throw locateMissingPath(err, spec); }) : emptyClosure(store);
   return { closure, contentsPaths: [...new Set(contentsPaths)].sort(), localDirs };
 }
 

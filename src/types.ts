@@ -32,6 +32,29 @@ export interface Closure {
   roots: string[];
   /** Every path in the closure, keyed by absolute path. */
   paths: Map<string, StorePathInfo>;
+  /**
+   * The stat identity (see ClosureCache) of each path's top-level entry, taken no later than Nix
+   * answered for it; only the nix store sets it. Recorded with the path infos, it lets the next
+   * build skip asking Nix while the paths stay the same files.
+   */
+  fingerprints?: ReadonlyMap<string, string>;
+}
+
+/** A store path as remembered by a ClosureCache, with the fingerprint it had when Nix described it. */
+export interface FingerprintedPathInfo {
+  info: StorePathInfo;
+  fingerprint: string;
+}
+
+/**
+ * Closures remembered between runs (the layer index implements it), for the nix store only.
+ * Sound because Nix never changes a valid path's references, size or hash; a path changes only by
+ * being deleted and created again, which gives its top-level entry a new inode and ctime — the
+ * fingerprint `dev:ino:ctimeNs` (mtime is useless: Nix sets it to 1).
+ */
+export interface ClosureCache {
+  /** Every path reachable from `roots` through recorded references, or undefined when any of them was not recorded with a fingerprint. */
+  recordedClosure(roots: string[]): FingerprintedPathInfo[] | undefined;
 }
 
 /** A Nix installable as written in a spec's `contents`. */
@@ -43,8 +66,11 @@ export interface Store {
   readonly kind: 'nix' | 'dir';
   /** Store directory, no trailing slash. */
   readonly storeDir: string;
-  /** Closure of the given store paths (one constant-size batch of work, never a process per path). */
-  closure(roots: string[], signal?: AbortSignal): Promise<Closure>;
+  /**
+   * Closure of the given store paths (one constant-size batch of work, never a process per path).
+   * A store that can trust `cache` answers from it when it still matches the store.
+   */
+  closure(roots: string[], signal?: AbortSignal, cache?: ClosureCache): Promise<Closure>;
   /**
    * Where a store path's files are on this machine. The nix store: the path itself; a `dir` store:
    * the same name under its directory. Layers name entries by store path and read from here.

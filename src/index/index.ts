@@ -8,7 +8,7 @@
  * for a recipe, a blob location) can be recomputed, and callers verify blobs before using them.
  */
 import { join } from 'node:path';
-import type { Codec, CompressedBlob, Digest, OutputResult, StorePathInfo } from '../types.js';
+import type { ClosureCache, Codec, CompressedBlob, Digest, FingerprintedPathInfo, OutputResult, StorePathInfo } from '../types.js';
 import { NixdockError } from '../errors.js';
 import { openDatabase, indexError, INDEX_FILE, type Db, type OpenOptions } from './db.js';
 import { BuildHistory, type BuildRecord, type BuildRecordResult, type BuildStatus } from './history.js';
@@ -53,7 +53,16 @@ interface StorePathRow {
   refs: string;
 }
 
-export class LayerIndex {
+/** A row of the closure walk; the store_paths columns are NULL for a path the index never recorded. */
+interface ReachableRow {
+  path: string;
+  nar_size: number | null;
+  nar_hash: string | null;
+  refs: string | null;
+  fingerprint: string | null;
+}
+
+export class LayerIndex implements ClosureCache {
   private readonly builds: BuildHistory;
   private readonly statements;
 
@@ -77,13 +86,30 @@ export class LayerIndex {
 
   // ───────────── store paths ─────────────
 
-  recordStorePaths(paths: StorePathInfo[]): void {
+  /**
+   * `fingerprints` (Closure.fingerprints) come from the nix store only. A path recorded without
+   * one loses any it had, so the closure cache never trusts an answer another store gave.
+   */
+  recordStorePaths(paths: StorePathInfo[], fingerprints?: ReadonlyMap<string, string>): void {
     const now = this.now();
     this.write(() => {
       for (const p of paths) {
-        this.statements.upsertStorePath.run(p.path, p.narSize, p.narHash ?? null, JSON.stringify(p.references), now);
+        const fingerprint = fingerprints?.get(p.path) ?? null;
+        this.statements.upsertStorePath.run(p.path, p.narSize, p.narHash ?? null, JSON.stringify(p.references), now, fingerprint);
       }
     });
+  }
+
+  /** ClosureCache: one recursive query follows the recorded references from the roots. */
+  recordedClosure(roots: string[]): FingerprintedPathInfo[] | undefined {
+    const rows = this.statements.selectReachable.all(JSON.stringify(roots)) as ReachableRow[];
+    const closure: FingerprintedPathInfo[] = [];
+    for (const row of rows) {
+      const { path, nar_size, nar_hash, refs, fingerprint } = row;
+      if (nar_size === null || refs === null || fingerprint === null) return undefined;
+      closure.push({ info: storePathFromRow({ path, nar_size, nar_hash, refs }), fingerprint });
+    }
+    return closure;
   }
 
   /** What the index knows of these paths; unknown paths are absent from the map. */
@@ -244,9 +270,18 @@ export class LayerIndex {
 function prepareStatements(db: Db) {
   return {
     upsertStorePath: db.prepare(`
-      INSERT INTO store_paths (path, nar_size, nar_hash, refs, seen_at) VALUES (?, ?, ?, ?, ?)
+      INSERT INTO store_paths (path, nar_size, nar_hash, refs, seen_at, fingerprint) VALUES (?, ?, ?, ?, ?, ?)
       ON CONFLICT (path) DO UPDATE SET nar_size = excluded.nar_size, nar_hash = excluded.nar_hash,
-        refs = excluded.refs, seen_at = excluded.seen_at`),
+        refs = excluded.refs, seen_at = excluded.seen_at, fingerprint = excluded.fingerprint`),
+    // UNION (not UNION ALL) visits each path once, so self-references and shared paths end the walk.
+    selectReachable: db.prepare(`
+      WITH RECURSIVE reachable(path) AS (
+        SELECT value FROM json_each(?)
+        UNION
+        SELECT ref.value FROM reachable JOIN store_paths s ON s.path = reachable.path, json_each(s.refs) AS ref
+      )
+      SELECT r.path, s.nar_size, s.nar_hash, s.refs, s.fingerprint
+      FROM reachable r LEFT JOIN store_paths s ON s.path = r.path`),
     selectStorePath: db.prepare(`SELECT path, nar_size, nar_hash, refs FROM store_paths WHERE path = ?`),
     selectLayer: db.prepare(`SELECT key, diff_id, size, store_paths, created_at FROM layers WHERE key = ?`),
     upsertLayer: db.prepare(`

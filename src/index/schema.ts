@@ -92,7 +92,28 @@ ALTER TABLE builds ADD COLUMN pid INTEGER;
 ALTER TABLE blob_locations ADD COLUMN fingerprint TEXT;
 `;
 
+/**
+ * V3: store_paths.fingerprint, the stat identity of a nix store path's top-level entry when Nix
+ * described it (see ClosureCache in src/types.ts): a closure whose every path still has its
+ * recorded fingerprint is answered from the index instead of `nix path-info`. NULL for rows a
+ * `dir` store recorded, whose directories are mutable.
+ *
+ * The trigger keeps layer recipes honest: a layer's key names its store paths, not their bytes,
+ * so when a path comes back with another NAR hash (deleted, then rebuilt non-reproducibly) every
+ * recipe containing it is forgotten and the layer is tarred again instead of served stale.
+ */
+const V3 = `
+ALTER TABLE store_paths ADD COLUMN fingerprint TEXT;
+
+CREATE TRIGGER store_path_content_changed
+AFTER UPDATE OF nar_hash ON store_paths
+WHEN old.nar_hash IS NOT NULL AND new.nar_hash IS NOT NULL AND old.nar_hash <> new.nar_hash
+BEGIN
+  DELETE FROM layers WHERE EXISTS (SELECT 1 FROM json_each(layers.store_paths) WHERE value = new.path);
+END;
+`;
+
 /** migrations[i] takes a database from user_version i to i + 1. Append only; never edit a shipped one. */
-export const MIGRATIONS: readonly string[] = [V1, V2];
+export const MIGRATIONS: readonly string[] = [V1, V2, V3];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -1,11 +1,12 @@
 /**
  * The `nix` store backend: the machine's Nix store, queried and built through the nix CLI.
- * A whole closure costs one `nix path-info --json --recursive` call, never a process per path.
+ * A whole closure costs one `nix path-info --json --recursive` call, never a process per path —
+ * or none, when a ClosureCache remembers it and every path is still the same file.
  */
-import { lstat } from 'node:fs/promises';
+import { lstatSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { NixdockError } from '../errors.js';
-import type { Closure, Installable, Store } from '../types.js';
+import type { Closure, ClosureCache, Installable, Store, StorePathInfo } from '../types.js';
 import { parsePathInfoJson } from './path-info.js';
 import { compareStrings, normaliseRoots, storePathMissing, toStorePath } from './paths.js';
 import { nixFailed, runNix, type NixRun } from './run.js';
@@ -19,13 +20,43 @@ export class NixStore implements Store {
 
   constructor(readonly storeDir = '/nix/store') {}
 
-  async closure(roots: string[], signal?: AbortSignal): Promise<Closure> {
+  async closure(roots: string[], signal?: AbortSignal, cache?: ClosureCache): Promise<Closure> {
     const storePaths = normaliseRoots(roots, this.storeDir);
-    await Promise.all(storePaths.map((path) => assertExists(path)));
-    const run = await runNix('nix', [...EXPERIMENTAL, 'path-info', '--json', '--recursive', ...storePaths], { signal });
+    // Taken before Nix is asked: a root re-created meanwhile then fails the check next time.
+    const rootFingerprints = new Map(storePaths.map((path) => [path, rootFingerprint(path)]));
+    return this.cachedClosure(storePaths, rootFingerprints, cache) ?? this.queryClosure(storePaths, rootFingerprints, signal);
+  }
+
+  /** The cache's answer when every path of it is still the file it recorded; undefined sends us to Nix. */
+  private cachedClosure(roots: string[], rootFingerprints: Map<string, string>, cache?: ClosureCache): Closure | undefined {
+    const recorded = cache?.recordedClosure(roots);
+    if (!recorded) return undefined;
+    const fingerprints = new Map<string, string>();
+    for (const { info, fingerprint } of recorded) {
+      if ((rootFingerprints.get(info.path) ?? fingerprintOf(info.path)) !== fingerprint) return undefined;
+      fingerprints.set(info.path, fingerprint);
+    }
+    return this.toClosure(roots, recorded.map(({ info }) => info), fingerprints);
+  }
+
+  private async queryClosure(roots: string[], rootFingerprints: Map<string, string>, signal?: AbortSignal): Promise<Closure> {
+    const run = await runNix('nix', [...EXPERIMENTAL, 'path-info', '--json', '--recursive', ...roots], { signal });
     if (run.code !== 0) throw pathInfoError(run);
-    const infos = parsePathInfoJson(run.stdout, this.storeDir).sort((a, b) => compareStrings(a.path, b.path));
-    return { storeDir: this.storeDir, roots: storePaths, paths: new Map(infos.map((info) => [info.path, info])) };
+    const infos = parsePathInfoJson(run.stdout, this.storeDir);
+    // Only the roots need fingerprints from before the query. Nix deletes no path while a valid
+    // path refers to it, so re-creating any other path of the closure after Nix answered means a
+    // root was deleted too — and that root's fingerprint fails the check next time.
+    const fingerprints = new Map<string, string>();
+    for (const { path } of infos) {
+      const fingerprint = rootFingerprints.get(path) ?? fingerprintOf(path);
+      if (fingerprint !== undefined) fingerprints.set(path, fingerprint);
+    }
+    return this.toClosure(roots, infos, fingerprints);
+  }
+
+  private toClosure(roots: string[], infos: StorePathInfo[], fingerprints: Map<string, string>): Closure {
+    const sorted = [...infos].sort((a, b) => compareStrings(a.path, b.path));
+    return { storeDir: this.storeDir, roots, paths: new Map(sorted.map((info) => [info.path, info])), fingerprints };
   }
 
   physicalPath(storePath: string): string {
@@ -55,12 +86,23 @@ export class NixStore implements Store {
   }
 }
 
-async function assertExists(path: string): Promise<void> {
+/**
+ * The identity of a store path's top-level entry (see ClosureCache): `dev:ino:ctimeNs`, or
+ * undefined when it is gone. Sync on purpose: a few hundred lstat calls take about a millisecond.
+ */
+function fingerprintOf(path: string): string | undefined {
   try {
-    await lstat(path);
+    const stats = lstatSync(path, { bigint: true });
+    return `${stats.dev}:${stats.ino}:${stats.ctimeNs}`;
   } catch {
-    throw storePathMissing(path, MISSING_HINT);
+    return undefined; // missing or unreadable: either way not the file Nix described
   }
+}
+
+function rootFingerprint(path: string): string {
+  const fingerprint = fingerprintOf(path);
+  if (fingerprint === undefined) throw storePathMissing(path, MISSING_HINT);
+  return fingerprint;
 }
 
 /** `path '…' is not valid` is how nix path-info reports a path on disk that Nix never registered. */
