@@ -2,13 +2,12 @@
  * What the build-like commands share: loading the project, picking images by name, opening the
  * index with a visible warning when it had to be rebuilt, and stopping cleanly on Ctrl-C.
  */
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 import type { ImageSpec, ResolvedConfig } from '../config/types.js';
 import { closest } from '../config/errors.js';
 import { loadConfig } from '../config/load.js';
 import { NixdockError } from '../errors.js';
 import { LayerIndex } from '../index/index.js';
+import { userCacheDir } from '../util/cache-dir.js';
 
 export interface ProjectOptions {
   config?: string;
@@ -27,7 +26,7 @@ export async function projectCacheDir(configFile: string | undefined): Promise<s
     return (await loadProject({ config: configFile })).cacheDir;
   } catch (err) {
     if (configFile === undefined && err instanceof NixdockError && err.code === 'CONFIG_NOT_FOUND') {
-      return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'nixdock');
+      return userCacheDir();
     }
     throw err;
   }
