@@ -30,7 +30,7 @@ import { readBaseImage } from './base/read.js';
 import { mergeBaseConfig } from './base/merge.js';
 import { openStore } from './store/index.js';
 import type {
-  Codec, ContainerConfig, Digest, HistoryEntry, Image, ImageConfigFile, Layer, LayerSource, OutputFormat, OutputResult, TarSettings,
+  Codec, ContainerConfig, Digest, HistoryEntry, Image, ImageConfigFile, Layer, LayerSource, OutputFormat, OutputResult, TarSettings, WriteToFdOptions,
 } from './types.js';
 
 export interface BuildContext {
@@ -322,9 +322,13 @@ export class BuildRun {
   /** Wraps a source so reading it reports progress on the bus. */
   counted(source: LayerSource): LayerSource {
     const run = this;
+    const writeToFd = source.writeToFd;
     return {
       ...source,
       size: () => source.size(),
+      ...(writeToFd && {
+        writeToFd: (fd: number | undefined, opts?: WriteToFdOptions) => writeToFd(fd, { ...opts, onProgress: (bytes) => run.addBytes(bytes) }),
+      }),
       open(): Readable {
         const counter = new Transform({
           transform(chunk: Buffer, _enc, done) {

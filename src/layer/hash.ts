@@ -28,6 +28,7 @@ export class DigestStream extends Transform {
 
 /** Reads a layer once to learn its diff_id (sha256 of the uncompressed tar) and size. */
 export async function hashLayer(source: LayerSource, signal?: AbortSignal): Promise<{ diffId: Digest; size: number }> {
+  if (source.writeToFd) return { diffId: await source.writeToFd(undefined, { signal }), size: await source.size() };
   const digest = new DigestStream();
   const discard = new Writable({ write: (_chunk, _encoding, callback) => callback() });
   await pipeline(source.open(), digest, discard, signal ? { signal } : {});

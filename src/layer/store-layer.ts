@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { NixdockError } from '../errors.js';
 import type { LayerSource, TarSettings } from '../types.js';
-import { TarStream, tarSize, type TarPlan } from './tar-writer.js';
+import { TarStream, tarSize, writeTar, type TarPlan } from './tar-writer.js';
 import { walkTree, type TarEntry, type TreeRoot } from './walk.js';
 
 /** Versions the byte format; part of every store layer key, so a format change invalidates cached layers. */
@@ -42,6 +42,7 @@ export function storeLayerSource(opts: StoreLayerOptions): LayerSource {
     description: `store paths: [${opts.paths.map((p) => `'${p}'`).join(', ')}]`,
     size: async () => (await loadPlan()).size,
     open: () => new TarStream(loadPlan),
+    writeToFd: async (fd, opts) => writeTar(await loadPlan(), fd, opts),
   };
 }
 

@@ -1,36 +1,73 @@
 /**
- * The tar worker thread: given a planned entry list, it does the blocking opens, reads and closes,
- * writing the tar bytes into its shared ring (tar-worker-protocol.ts), so the file syscalls run in
- * parallel with copying, hashing and writing on the main thread. One job at a time; the worker is
- * reused for the next layer. When the ring is full it blocks in Atomics.wait until the reader
- * frees a slot (or cancels).
+ * The tar worker thread: given a planned entry list, it does the blocking opens, reads and closes
+ * (tar-filler.ts) and either writes the tar into a file descriptor itself, hashing it on the way
+ * (`fd` jobs), or hands it over through its shared ring (`ring` jobs, blocking in Atomics.wait
+ * while the ring is full). One job at a time; the worker is reused for the next layer. The
+ * protocol is in tar-worker-protocol.ts.
  */
+import { createHash } from 'node:crypto';
+import { writeSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { toNixdockError } from '../errors.js';
 import { TarFiller } from './tar-filler.js';
 import { HeaderTemplate } from './tar-header.js';
-import { CHUNK_SIZE, CONTROL, RING_SLOTS, type TarJob, type TarWorkerMessage } from './tar-worker-protocol.js';
+import { CHUNK_SIZE, CONTROL, PROGRESS_EVERY, RING_SLOTS, type FdJob, type RingJob, type TarJob, type TarWorkerMessage } from './tar-worker-protocol.js';
+
+type Send = (message: TarWorkerMessage) => void;
 
 parentPort?.on('message', (job: TarJob) => runJob(job, (message) => parentPort!.postMessage(message)));
 
-function runJob(job: TarJob, send: (message: TarWorkerMessage) => void): void {
-  const control = new Int32Array(job.control);
-  const ring = Buffer.from(job.ring);
+function runJob(job: TarJob, send: Send): void {
   const filler = new TarFiller(job.entries, new HeaderTemplate(job.settings));
   try {
-    for (let produced = 0; waitForFreeSlot(control, produced); produced++) {
-      const start = (produced % RING_SLOTS) * CHUNK_SIZE;
-      const length = filler.fill(ring.subarray(start, start + CHUNK_SIZE));
-      if (length === 0) {
-        send({ type: 'done' });
-        return;
-      }
-      send({ type: 'chunk', length });
-    }
+    if (job.kind === 'fd') writeIntoFd(job, filler, send);
+    else fillRing(job, filler, send);
   } catch (err) {
     send({ type: 'error', error: toNixdockError(err).toJSON() });
   } finally {
     filler.close();
+  }
+}
+
+/** The worker's own buffer for fd jobs (one job at a time, so one buffer). */
+let fdBuffer: Buffer | undefined;
+
+function writeIntoFd(job: FdJob, filler: TarFiller, send: Send): void {
+  const control = new Int32Array(job.control);
+  const buffer = (fdBuffer ??= Buffer.allocUnsafe(CHUNK_SIZE));
+  const hash = createHash('sha256');
+  let reported = 0;
+  let written = 0;
+  for (let length = filler.fill(buffer); length > 0; length = filler.fill(buffer)) {
+    if (Atomics.load(control, CONTROL.cancelled) !== 0) return;
+    const chunk = buffer.subarray(0, length);
+    hash.update(chunk);
+    if (job.fd !== null) writeAll(job.fd, chunk);
+    written += length;
+    if (written - reported >= PROGRESS_EVERY) {
+      send({ type: 'progress', bytes: written - reported });
+      reported = written;
+    }
+  }
+  if (written > reported) send({ type: 'progress', bytes: written - reported });
+  send({ type: 'done', digest: `sha256:${hash.digest('hex')}` });
+}
+
+function writeAll(fd: number, bytes: Buffer): void {
+  for (let offset = 0; offset < bytes.length; ) offset += writeSync(fd, bytes, offset, bytes.length - offset);
+}
+
+function fillRing(job: RingJob, filler: TarFiller, send: Send): void {
+  const control = new Int32Array(job.control);
+  const ring = Buffer.from(job.ring);
+  for (let produced = 0; waitForFreeSlot(control, produced); produced++) {
+    const start = (produced % RING_SLOTS) * CHUNK_SIZE;
+    const length = filler.fill(ring.subarray(start, start + CHUNK_SIZE));
+    if (length === 0) {
+      send({ type: 'done' });
+      return;
+    }
+    send({ type: 'chunk', length });
   }
 }
 

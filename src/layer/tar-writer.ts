@@ -1,15 +1,24 @@
 /**
- * Streams a planned entry list as tar bytes. The bytes are produced in a tar worker thread
- * (tar-worker.ts: blocking opens and reads of every file); this Readable on the calling thread
- * only passes the worker's chunks on, so reading files overlaps with hashing and writing them.
+ * Produces a planned entry list as tar bytes. Big layers are tarred in a tar worker thread
+ * (tar-worker.ts: blocking opens and reads of every file), so the calling thread stays free.
+ *
+ * Two ways out:
+ * - writeTar: the bytes go straight into a file descriptor (a blob file, a stdout pipe) from the
+ *   thread that produces them, hashed on the way. Nothing crosses threads per chunk, and the
+ *   calling thread can walk the next layer meanwhile. The fast path.
+ * - TarStream: a Readable for everything else (gzip, HTTP uploads, pipelines). A Readable's
+ *   consumer never says when it is done with a chunk, so each chunk is copied out of the worker's
+ *   shared ring first.
  */
+import { writeSync } from 'node:fs';
 import { Readable } from 'node:stream';
+import { sha256 } from '../digest.js';
 import { NixdockError, toNixdockError } from '../errors.js';
+import type { Digest, TarSettings, WriteToFdOptions } from '../types.js';
 import { TarFiller } from './tar-filler.js';
-import type { TarSettings } from '../types.js';
 import { HeaderTemplate, trailerSize } from './tar-header.js';
 import { TarWorker } from './tar-worker-pool.js';
-import { CHUNK_SIZE, CONTROL, RING_SLOTS, type TarWorkerMessage } from './tar-worker-protocol.js';
+import { CHUNK_SIZE, CONTROL, RING_SLOTS, type TarJob, type TarWorkerMessage } from './tar-worker-protocol.js';
 import type { TarEntry } from './walk.js';
 
 /** Everything needed to write a layer's bytes; `size` is exact. */
@@ -28,144 +37,240 @@ export function tarSize(entries: readonly TarEntry[], settings: TarSettings): nu
   return bytes + trailerSize(bytes);
 }
 
-/** Layers up to this size are tarred on the calling thread (see TarStream.fillInline). */
+/** Layers up to this size are tarred on the calling thread: a worker thread costs more than it saves for them. */
 const INLINE_MAX_BYTES = 1 << 20;
 
-export class TarStream extends Readable {
-  private worker: TarWorker | undefined;
-  private ring: Uint8Array | undefined;
-  private readonly control = new Int32Array(new SharedArrayBuffer(CONTROL.length * Int32Array.BYTES_PER_ELEMENT));
-  /** Lengths of filled slots not yet copied out, oldest first (its slot: consumed % RING_SLOTS). */
-  private readonly filled: number[] = [];
-  private consumed = 0;
-  /** The consumer asked for bytes (_read) and no push has said "enough" since. */
-  private wanted = false;
-  private workerDone = false;
-  private received = 0;
-  private size = 0;
+/**
+ * Writes the layer into `fd` with blocking writes (or only hashes it, when `fd` is undefined) and
+ * resolves with its sha256 once all of it was written. Nothing else may write to `fd` until then.
+ * A failure of the files, the descriptor or `signal` rejects, with the worker stopped.
+ */
+export async function writeTar(plan: TarPlan, fd: number | undefined, opts: WriteToFdOptions = {}): Promise<Digest> {
+  opts.signal?.throwIfAborted();
+  return plan.size <= INLINE_MAX_BYTES ? writeInline(plan, fd, opts) : writeInWorker(plan, fd, opts);
+}
 
-  /** `load` runs once, before the first byte (e.g. the lstat walk, unless already cached). */
+function writeInline(plan: TarPlan, fd: number | undefined, opts: WriteToFdOptions): Digest {
+  const bytes = fillInline(plan);
+  if (fd !== undefined) for (let offset = 0; offset < bytes.length; ) offset += writeSync(fd, bytes, offset, bytes.length - offset);
+  opts.onProgress?.(bytes.length);
+  return sha256(bytes);
+}
+
+/** The whole layer in one buffer, tarred on this thread. */
+function fillInline(plan: TarPlan): Buffer {
+  const filler = new TarFiller(plan.entries, new HeaderTemplate(plan.settings));
+  const bytes = Buffer.allocUnsafe(plan.size);
+  let received = 0;
+  try {
+    for (let length = filler.fill(bytes); length > 0; length = filler.fill(bytes.subarray(received))) received += length;
+  } finally {
+    filler.close();
+  }
+  if (received !== plan.size) throw sizeMismatch(received, plan.size);
+  return bytes;
+}
+
+/** One `fd` job in a worker: the worker's digest once it has written everything, or the first failure. */
+async function writeInWorker(plan: TarPlan, fd: number | undefined, { signal, onProgress }: WriteToFdOptions): Promise<Digest> {
+  const worker = TarWorker.acquire();
+  const control = new Int32Array(new SharedArrayBuffer(CONTROL.length * Int32Array.BYTES_PER_ELEMENT));
+  const job: TarJob = { kind: 'fd', entries: plan.entries, settings: plan.settings, control: control.buffer as SharedArrayBuffer, fd: fd ?? null };
+  let written = 0;
+  /** The worker finished the job (`done` or `error`): it can serve another. */
+  let jobEnded = false;
+  let onAbort = () => {};
+  try {
+    const digest = await new Promise<Digest>((resolve, reject) => {
+      onAbort = () => reject(signal!.reason);
+      signal?.addEventListener('abort', onAbort);
+      worker.run(job, {
+        message: (message) => {
+          if (message.type === 'progress') {
+            written += message.bytes;
+            onProgress?.(message.bytes);
+          } else if (message.type === 'done') {
+            jobEnded = true;
+            resolve(message.digest!);
+          } else if (message.type === 'error') {
+            jobEnded = true;
+            reject(new NixdockError(message.error.code, message.error.message, message.error));
+          }
+        },
+        crashed: (error) => reject(workerCrashed(error)),
+      });
+    });
+    if (written !== plan.size) throw sizeMismatch(written, plan.size);
+    return digest;
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    if (jobEnded) {
+      worker.release();
+    } else {
+      // Stopped early (an abort) or crashed: the worker may be mid-read or mid-write; end it.
+      Atomics.store(control, CONTROL.cancelled, 1);
+      await worker.stop().catch(() => undefined);
+    }
+  }
+}
+
+/**
+ * The layer as a Readable (`load` runs once, before the first byte: the lstat walk, unless
+ * cached). Big layers come from a worker's ring; each chunk is a copy of its slot, taken only
+ * when the consumer asks for bytes.
+ */
+export class TarStream extends Readable {
+  private readonly stop = new AbortController();
+  private onWanted: (() => void) | undefined;
+  private pumping: Promise<void> | undefined;
+
   constructor(private readonly load: () => Promise<TarPlan>) {
     super({ highWaterMark: CHUNK_SIZE });
   }
 
-  override _construct(callback: (error?: Error | null) => void): void {
-    this.load().then(
-      (plan) => {
-        this.size = plan.size;
-        this.start(plan);
-        callback();
-      },
-      (err: Error) => callback(err),
-    );
-  }
-
   override _read(): void {
-    this.wanted = true;
-    this.drain();
+    if (this.pumping === undefined) this.pumping = this.pump();
+    const wanted = this.onWanted;
+    this.onWanted = undefined;
+    wanted?.();
   }
 
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
-    const worker = this.worker;
-    this.worker = undefined;
-    if (worker === undefined || this.workerDone) {
-      worker?.release();
-      callback(err);
-      return;
-    }
-    // Stopped before the worker finished (an abort, a failed consumer): wake it if it waits for a slot, and end it.
-    Atomics.store(this.control, CONTROL.cancelled, 1);
-    Atomics.notify(this.control, CONTROL.consumed);
-    worker.stop().then(() => callback(err), () => callback(err));
+    this.stop.abort();
+    this.onWanted?.();
+    const pumping = this.pumping ?? Promise.resolve();
+    pumping.then(() => callback(err), () => callback(err));
   }
 
-  private start(plan: TarPlan): void {
-    if (plan.size <= INLINE_MAX_BYTES) {
-      this.fillInline(plan);
-      return;
+  private async pump(): Promise<void> {
+    try {
+      const plan = await this.load();
+      if (plan.size <= INLINE_MAX_BYTES) this.push(fillInline(plan));
+      else await this.pumpRing(plan);
+      this.push(null);
+    } catch (err) {
+      if (!this.stop.signal.aborted) this.destroy(toNixdockError(err));
     }
-    const worker = TarWorker.acquire();
-    this.worker = worker;
-    // A plain view: Buffer#copy from shared memory goes element by element; TypedArray#set copies in bulk.
-    this.ring = new Uint8Array(worker.ring);
-    worker.run(
-      { entries: plan.entries, settings: plan.settings, ring: worker.ring, control: this.control.buffer as SharedArrayBuffer },
-      { message: (message) => this.onMessage(message), crashed: (error) => this.onCrash(error) },
-    );
   }
 
   /**
-   * Small layers (the customisation layer, an app's own path) are tarred right here: handing them
-   * to a worker thread costs more than it saves, and every rebuild writes at least one.
+   * Copies slots out as they fill. The worker is only kept referenced while this waits for it:
+   * while the consumer has enough (or dropped the stream without destroying it), the worker must
+   * not keep the process alive.
    */
-  private fillInline(plan: TarPlan): void {
-    const filler = new TarFiller(plan.entries, new HeaderTemplate(plan.settings));
-    const bytes = Buffer.allocUnsafe(plan.size);
+  private async pumpRing(plan: TarPlan): Promise<void> {
+    const slots = new RingSlots(TarWorker.acquire(), plan, this.stop.signal);
+    let received = 0;
     try {
-      for (let length = filler.fill(bytes); length > 0; length = filler.fill(bytes.subarray(this.received))) this.received += length;
-    } catch (err) {
-      this.destroy(toNixdockError(err));
-      return;
+      for (let chunk = await slots.next(); chunk !== undefined; chunk = await slots.next()) {
+        received += chunk.length;
+        const more = this.push(copyChunk(chunk));
+        slots.release();
+        if (!more && !this.stop.signal.aborted) await slots.idleWhile(new Promise<void>((resolve) => (this.onWanted = resolve)));
+      }
     } finally {
-      filler.close();
+      await slots.end();
     }
-    this.push(bytes.subarray(0, this.received));
-    this.workerDone = true;
-    this.finish();
+    if (received !== plan.size) throw sizeMismatch(received, plan.size);
+  }
+}
+
+/** The reader's side of one ring job: filled slot lengths as the worker posts them, and slot bookkeeping. */
+class RingSlots {
+  private readonly ring: Uint8Array;
+  private readonly control = new Int32Array(new SharedArrayBuffer(CONTROL.length * Int32Array.BYTES_PER_ELEMENT));
+  /** Lengths of filled slots not yet handed out, oldest first. */
+  private readonly filled: number[] = [];
+  private consumed = 0;
+  /** The worker finished the job (`done` or `error`): it can serve another. */
+  private jobEnded = false;
+  private done = false;
+  private failure: Error | undefined;
+  private wake: (() => void) | undefined;
+  private readonly onAbort = () => this.wake?.();
+
+  constructor(
+    private readonly worker: TarWorker,
+    plan: TarPlan,
+    private readonly signal: AbortSignal,
+  ) {
+    // A plain view: TypedArray#set copies out of it in bulk.
+    this.ring = new Uint8Array(worker.ring);
+    signal.addEventListener('abort', this.onAbort);
+    const job: TarJob = { kind: 'ring', entries: plan.entries, settings: plan.settings, ring: worker.ring, control: this.control.buffer as SharedArrayBuffer };
+    worker.run(job, { message: (message) => this.onMessage(message), crashed: (error) => this.onCrash(error) });
+  }
+
+  /** The next filled slot, as a view into the ring, once there is one; undefined after the last. Throws on abort or a failed job. */
+  async next(): Promise<Uint8Array | undefined> {
+    while (this.filled.length === 0 && !this.done && this.failure === undefined && !this.signal.aborted) {
+      await new Promise<void>((resolve) => (this.wake = resolve));
+      this.wake = undefined;
+    }
+    this.signal.throwIfAborted();
+    if (this.failure) throw this.failure;
+    if (this.filled.length === 0) return undefined;
+    const start = (this.consumed % RING_SLOTS) * CHUNK_SIZE;
+    return this.ring.subarray(start, start + this.filled[0]!);
+  }
+
+  /** The current slot was copied out: the worker may refill it. */
+  release(): void {
+    this.filled.shift();
+    this.consumed++;
+    Atomics.store(this.control, CONTROL.consumed, this.consumed);
+    Atomics.notify(this.control, CONTROL.consumed);
+  }
+
+  /** Waits for the consumer without the worker keeping the process alive. */
+  async idleWhile(waiting: Promise<void>): Promise<void> {
+    this.worker.keepAlive(false);
+    await waiting;
+    this.worker.keepAlive(true);
+  }
+
+  /**
+   * Gives the worker back for the next layer once its job is over. Stopped early (an abort, a
+   * destroyed stream), the worker may be in a read or waiting for a slot: wake it and end it.
+   */
+  async end(): Promise<void> {
+    this.signal.removeEventListener('abort', this.onAbort);
+    if (this.jobEnded) {
+      this.worker.release();
+      return;
+    }
+    Atomics.store(this.control, CONTROL.cancelled, 1);
+    Atomics.notify(this.control, CONTROL.consumed);
+    await this.worker.stop().catch(() => undefined);
   }
 
   private onMessage(message: TarWorkerMessage): void {
-    switch (message.type) {
-      case 'chunk':
-        this.filled.push(message.length);
-        this.drain();
-        return;
-      case 'done':
-        // The worker is released only once every slot is copied out: the next stream it serves reuses the ring.
-        this.workerDone = true;
-        this.drain();
-        return;
-      case 'error':
-        this.releaseWorker();
-        this.destroy(new NixdockError(message.error.code, message.error.message, message.error));
-        return;
+    if (message.type === 'chunk') {
+      this.filled.push(message.length);
+    } else if (message.type === 'done' || message.type === 'error') {
+      this.jobEnded = true;
+      if (message.type === 'done') this.done = true;
+      else this.failure = new NixdockError(message.error.code, message.error.message, message.error);
     }
+    this.wake?.();
   }
 
-  /** Copies filled slots out while the consumer wants bytes (each copy frees its slot); ends the stream after the last. */
-  private drain(): void {
-    while (this.wanted && this.filled.length > 0) {
-      const length = this.filled.shift()!;
-      const start = (this.consumed % RING_SLOTS) * CHUNK_SIZE;
-      const chunk = Buffer.allocUnsafe(length);
-      chunk.set(this.ring!.subarray(start, start + length));
-      this.consumed++;
-      Atomics.store(this.control, CONTROL.consumed, this.consumed);
-      Atomics.notify(this.control, CONTROL.consumed);
-      this.received += length;
-      this.wanted = this.push(chunk);
-    }
-    if (this.workerDone && this.filled.length === 0) this.finish();
-    // A full ring nobody reads: the worker is blocked until a reader comes back, which only a live consumer can do.
-    this.worker?.keepAlive(this.wanted || this.filled.length < RING_SLOTS);
-  }
-
-  private finish(): void {
-    this.workerDone = false;
-    this.releaseWorker();
-    if (this.received !== this.size) this.destroy(sizeMismatch(this.received, this.size));
-    else this.push(null);
-  }
-
+  /** The thread itself died: nothing to give back (stop() on an exited thread resolves at once). */
   private onCrash(error: Error): void {
-    this.worker = undefined;
-    this.destroy(new NixdockError('INTERNAL', `The tar worker thread failed: ${error.message}`, { cause: error }));
+    this.failure = workerCrashed(error);
+    this.wake?.();
   }
+}
 
-  private releaseWorker(): void {
-    this.worker?.release();
-    this.worker = undefined;
-  }
+/** A chunk of one's own (TypedArray#set copies in bulk; Buffer#copy and Buffer.from from shared memory go element by element). */
+function copyChunk(chunk: Uint8Array): Buffer {
+  const copy = Buffer.allocUnsafe(chunk.length);
+  copy.set(chunk);
+  return copy;
+}
+
+function workerCrashed(error: Error): NixdockError {
+  return new NixdockError('INTERNAL', `The tar worker thread failed: ${error.message}`, { cause: error });
 }
 
 function sizeMismatch(written: number, planned: number): NixdockError {

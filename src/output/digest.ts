@@ -18,6 +18,12 @@ export interface Expected {
   trusted?: boolean;
 }
 
+/** Throws when `bytes` and the `actual` digest (computed by whoever wrote them, e.g. LayerSource.writeToFd) are not what was expected. */
+export function assertExpected(expect: Expected, bytes: number, actual: Digest): void {
+  const mismatch = checkExpected(expect, bytes, actual);
+  if (mismatch) throw mismatch;
+}
+
 export class CheckedDigestStream extends Transform {
   private readonly hash: Hash = createHash('sha256');
   private held: Buffer | undefined;
@@ -45,25 +51,25 @@ export class CheckedDigestStream extends Transform {
   }
 
   override _flush(callback: TransformCallback): void {
-    this.result = this.expect.trusted ? this.expect.digest : `sha256:${this.hash.digest('hex')}`;
-    const mismatch = this.checkExpected(this.expect, this.result!);
+    this.result = this.expect.trusted ? this.expect.digest! : `sha256:${this.hash.digest('hex')}`;
+    const mismatch = checkExpected(this.expect, this.bytes, this.result);
     if (mismatch) return callback(mismatch);
     callback(null, this.held);
   }
+}
 
-  private checkExpected(expect: Expected, actual: Digest): NixdockError | undefined {
-    if (this.bytes !== expect.size) {
-      return new NixdockError('LAYER_BUILD', `${expect.what} produced ${this.bytes} bytes, but its size was computed as ${expect.size}`, {
-        found: `${this.bytes} bytes`,
-        expected: `${expect.size} bytes`,
-        hint: 'A store path changed while the layer was being written; build again.',
-      });
-    }
-    if (expect.digest === undefined || actual === expect.digest) return undefined;
-    return new NixdockError('DIGEST_MISMATCH', `The bytes of ${expect.what} do not match its recorded digest`, {
-      found: actual,
-      expected: expect.digest,
-      hint: 'A store path changed after its layer was cached, or the cache is stale: run `nixdock gc` or delete the cache directory and build again.',
+function checkExpected(expect: Expected, bytes: number, actual: Digest): NixdockError | undefined {
+  if (bytes !== expect.size) {
+    return new NixdockError('LAYER_BUILD', `${expect.what} produced ${bytes} bytes, but its size was computed as ${expect.size}`, {
+      found: `${bytes} bytes`,
+      expected: `${expect.size} bytes`,
+      hint: 'A store path changed while the layer was being written; build again.',
     });
   }
+  if (expect.digest === undefined || actual === expect.digest) return undefined;
+  return new NixdockError('DIGEST_MISMATCH', `The bytes of ${expect.what} do not match its recorded digest`, {
+    found: actual,
+    expected: expect.digest,
+    hint: 'A store path changed after its layer was cached, or the cache is stale: run `nixdock gc` or delete the cache directory and build again.',
+  });
 }

@@ -14,7 +14,7 @@ import { MediaType, ociManifest } from '../image/manifest.js';
 import type { Digest, Image, Layer, LayerSource, OutputResult } from '../types.js';
 import { withTempFile } from '../util/atomic.js';
 import { digestHex } from '../digest.js';
-import { CheckedDigestStream } from './digest.js';
+import { assertExpected, CheckedDigestStream } from './digest.js';
 import { ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME } from './oci-layout.js';
 import { TarWriter } from './tar-writer.js';
 
@@ -106,11 +106,17 @@ export async function streamDockerArchive(opts: StreamArchiveOptions): Promise<I
   return TarWriter.into(opts.out, opts.signal).run(async (tar) => {
     await tar.directory('layers/');
     const layers: Layer[] = [];
-    for (const [index, item] of opts.layers.entries()) {
-      const name = `layers/${String(index).padStart(3, '0')}.tar`;
-      const layer = isLayer(item) ? (await streamKnownLayer(tar, name, item, index), item) : await streamColdLayer(tar, name, item);
-      layers.push(layer);
-      opts.onLayer?.(layer, index);
+    const planning = new AbortController();
+    void planAhead(opts.layers, planning.signal);
+    try {
+      for (const [index, item] of opts.layers.entries()) {
+        const name = `layers/${String(index).padStart(3, '0')}.tar`;
+        const layer = isLayer(item) ? (await streamKnownLayer(tar, name, item, index), item) : await streamColdLayer(tar, name, item, opts.signal);
+        layers.push(layer);
+        opts.onLayer?.(layer, index);
+      }
+    } finally {
+      planning.abort();
     }
     const image = opts.assemble(layers);
     const configName = `${digestHex(image.configDigest)}.json`;
@@ -132,9 +138,31 @@ async function streamKnownLayer(tar: TarWriter, name: string, layer: Layer, inde
   await tar.stream(name, layer.size, layer.source.open(), verify);
 }
 
-async function streamColdLayer(tar: TarWriter, name: string, source: LayerSource): Promise<Layer> {
+/**
+ * Plans the cold layers in order (their lstat walks, behind size()) while earlier ones are being
+ * written by their worker, so the output rarely waits for a walk; stops when the archive ends. A
+ * failure is left for the layer's own size() call to report (a failed walk is retried there).
+ */
+async function planAhead(layers: Array<Layer | LayerSource>, stop: AbortSignal): Promise<void> {
+  for (const layer of layers) {
+    if (stop.aborted) return;
+    if (!isLayer(layer)) await layer.size().catch(() => undefined);
+  }
+}
+
+async function streamColdLayer(tar: TarWriter, name: string, source: LayerSource, signal?: AbortSignal): Promise<Layer> {
   const size = await source.size();
-  const hash = new CheckedDigestStream({ digest: source.diffId, size, what: `Layer ${source.description}` });
+  const expected = { digest: source.diffId, size, what: `Layer ${source.description}` };
+  const writeToFd = source.writeToFd;
+  // The fast path: the source's worker writes and hashes the body straight into the output. A
+  // wrong digest fails the archive before its config and manifest.json, so no consumer gets a
+  // complete-looking image.
+  const written = writeToFd && (await tar.bodyFromFd(name, size, (fd) => writeToFd(fd, { signal })));
+  if (written !== undefined) {
+    assertExpected(expected, size, written);
+    return { source, diffId: written, size, built: true, compressed: {} };
+  }
+  const hash = new CheckedDigestStream(expected);
   await tar.stream(name, size, source.open(), hash);
   return { source, diffId: hash.digest(), size, built: true, compressed: {} };
 }

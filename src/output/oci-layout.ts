@@ -14,11 +14,11 @@ import { INDEX_SHAPE, canonicalJson } from '../image/canonical.js';
 import { MediaType, ociManifest } from '../image/manifest.js';
 import { DigestStream } from '../layer/hash.js';
 import type { Codec, Descriptor, Digest, Image, ImageConfigFile, Layer, LayerSource, OutputResult } from '../types.js';
-import { TEMP_PREFIX, tempPathFor, writeFileAtomic } from '../util/atomic.js';
+import { TEMP_PREFIX, tempPathFor, writeFileAtomic, writeNewFile } from '../util/atomic.js';
 import { processExists } from '../util/process.js';
 import { compressor } from './compress.js';
 import { digestHex, sha256 } from '../digest.js';
-import { CheckedDigestStream } from './digest.js';
+import { assertExpected, CheckedDigestStream, type Expected } from './digest.js';
 
 export const ANNOTATION_REF_NAME = 'org.opencontainers.image.ref.name';
 export const ANNOTATION_IMAGE_NAME = 'io.containerd.image.name';
@@ -120,7 +120,9 @@ export class OciLayout {
       if (await this.blobHashesTo(source.diffId)) return { source, diffId: source.diffId, size, built: false, compressed: {} };
       await this.discardBlob(source.diffId);
     }
-    const tar = new CheckedDigestStream({ digest: source.diffId, size, what: `Layer ${source.description}` });
+    const expected = { digest: source.diffId, size, what: `Layer ${source.description}` };
+    if (codec === 'none' && source.writeToFd) return this.writeFromFd(source, source.writeToFd, expected, signal);
+    const tar = new CheckedDigestStream(expected);
     const compress = compressor(codec);
     const blob = compress ? new DigestStream() : tar;
     const tmp = tempPathFor(join(this.blobsDir(), 'layer'));
@@ -134,6 +136,20 @@ export class OciLayout {
     const diffId = tar.digest();
     const compressed = compress ? { [codec]: { codec, digest: blob.digest(), size: blob.bytes } } : {};
     return { source, diffId, size, built: true, compressed };
+  }
+
+  /** The uncompressed blob written into its temp file by the source itself (no stream in between). */
+  private async writeFromFd(source: LayerSource, writeToFd: NonNullable<LayerSource['writeToFd']>, expected: Expected, signal?: AbortSignal): Promise<Layer> {
+    const tmp = tempPathFor(join(this.blobsDir(), 'layer'));
+    try {
+      const diffId = await writeNewFile(tmp, (fd) => writeToFd(fd, { signal }));
+      assertExpected(expected, (await stat(tmp)).size, diffId);
+      await rename(tmp, this.blobPath(diffId));
+      return { source, diffId, size: expected.size, built: true, compressed: {} };
+    } catch (err) {
+      await unlink(tmp).catch(() => undefined);
+      throw err;
+    }
   }
 
   /** Writes a small blob (config, manifest) unless present. */

@@ -32,6 +32,8 @@ interface ByteSink {
    * no reference to its bytes once it resolves. (A Writable keeps chunks until they are flushed.)
    */
   readonly copiesFiles: boolean;
+  /** A file descriptor whose writes block (a file, or a pipe switched to blocking): another thread may write a body into it. */
+  readonly blockingFd?: number;
   end(): Promise<void>;
   destroy(err: Error): void;
 }
@@ -52,7 +54,7 @@ export class TarWriter {
 
   /** An archive into an open file (the caller closes `fd`). */
   static intoFile(fd: number, signal?: AbortSignal): TarWriter {
-    return new TarWriter(new FdSink(fd), signal);
+    return new TarWriter(new FdSink(fd, { blocking: true }), signal);
   }
 
   /**
@@ -96,6 +98,21 @@ export class TarWriter {
     }
     if (written !== size) throw bodySizeError(`The body of ${name}`, `${written} bytes`, size);
     await this.pad(size);
+  }
+
+  /**
+   * A file entry whose body `write` puts straight into the output's file descriptor — exactly
+   * `size` bytes, e.g. a LayerSource's writeToFd — and resolves with what `write` returns. Only
+   * for outputs with a blocking descriptor: undefined, with nothing written, for any other.
+   */
+  async bodyFromFd<T>(name: string, size: number, write: (fd: number) => Promise<T>): Promise<T | undefined> {
+    const fd = this.sink.blockingFd;
+    if (fd === undefined) return undefined;
+    await this.header(fileEntry(name, size));
+    const result = await write(fd);
+    this.offset += size;
+    await this.pad(size);
+    return result;
   }
 
   /**
@@ -208,21 +225,26 @@ interface StdioHandle {
  */
 class FdSink implements ByteSink {
   readonly copiesFiles = true;
+  readonly blockingFd: number | undefined;
   private sinceYield = 0;
+  private readonly fallback?: Writable;
+  private readonly handle?: StdioHandle;
 
-  constructor(
-    private readonly fd: number,
-    private readonly fallback?: Writable,
-    private readonly handle?: StdioHandle,
-  ) {}
+  constructor(private readonly fd: number, opts: { blocking: boolean; fallback?: Writable; handle?: StdioHandle }) {
+    this.blockingFd = opts.blocking ? fd : undefined;
+    this.fallback = opts.fallback;
+    this.handle = opts.handle;
+  }
 
   /** A sink on `out`'s file descriptor, when it has one and nothing is queued in front of it. */
   static behind(out: Writable): FdSink | undefined {
     const fd = (out as { fd?: unknown }).fd;
     if (typeof fd !== 'number' || out.writableLength > 0 || out.destroyed) return undefined;
     const handle = (out as { _handle?: StdioHandle })._handle;
-    const blocking = handle?.setBlocking?.(true) === 0;
-    return new FdSink(fd, out, blocking ? handle : undefined);
+    // No libuv handle: a file (fs.SyncWriteStream), whose writes always block.
+    if (handle === undefined) return new FdSink(fd, { blocking: true, fallback: out });
+    const blocking = handle.setBlocking?.(true) === 0;
+    return new FdSink(fd, { blocking, fallback: out, ...(blocking && { handle }) });
   }
 
   async write(bytes: Buffer): Promise<void> {

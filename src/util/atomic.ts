@@ -4,6 +4,7 @@
  * the previous file untouched (a killed process may leave a `.*.tmp-*` file, never a wrong one).
  */
 import { randomBytes } from 'node:crypto';
+import { closeSync, openSync } from 'node:fs';
 import { rename, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { NixdockError } from '../errors.js';
@@ -34,6 +35,16 @@ export async function withTempFile<T>(finalPath: string, write: (tmpPath: string
 
 export async function writeFileAtomic(path: string, data: Buffer | string, mode = 0o644): Promise<void> {
   await withTempFile(path, (tmpPath) => writeFile(tmpPath, data, { mode }));
+}
+
+/** Creates the file at `path` (which must not exist) and runs `write` with its descriptor, closing it after. */
+export async function writeNewFile<T>(path: string, write: (fd: number) => Promise<T>): Promise<T> {
+  const fd = openSync(path, 'wx', 0o644);
+  try {
+    return await write(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 const NOT_WRITABLE = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOENT', 'ENOTDIR', 'EISDIR']);

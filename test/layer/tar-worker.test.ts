@@ -38,13 +38,27 @@ describe('store layer bytes come from a worker thread', { skip: NEEDS }, () => {
     assert.equal((await hashLayer(layer)).diffId, sha256(await readAll(edgeLayer().open())));
   });
 
-  test('an abort signal stops hashing and the worker with it', async () => {
+  test('an abort signal stops a layer being written into a file descriptor, and its worker', async () => {
+    const layer = edgeLayer();
+    const controller = new AbortController();
+    let whileWriting = 0;
+    const onProgress = () => {
+      whileWriting = liveTarWorkers();
+      controller.abort();
+    };
+    await assert.rejects(layer.writeToFd!(undefined, { signal: controller.signal, onProgress }), { name: 'AbortError' });
+    assert.ok(whileWriting >= 1, 'a worker wrote the layer');
+    assert.equal(liveTarWorkers(), whileWriting - 1, 'the aborted layer\'s worker has exited');
+  });
+
+  test('an abort signal stops hashing the stream and the worker with it', async () => {
     const layer = edgeLayer();
     const controller = new AbortController();
     let closed: Promise<void> | undefined;
     let whileStreaming = 0;
     const source = {
       ...layer,
+      writeToFd: undefined,
       open: () => {
         const stream = layer.open().once('data', () => {
           whileStreaming = liveTarWorkers();
