@@ -2,11 +2,15 @@
  * Stages the customisation layer's tree in a temp directory: store roots merged as nixpkgs'
  * symlinkJoin does (real directories, symlinks to the store files), local directories copied
  * over them (copyToRoot), then extraCommands run inside it.
+ *
+ * Why synchronous calls: every build stages this tree, and an async call per file spends most of
+ * its time in the thread-pool round trip (~0.1 s for an app with 150 files, against ~5 ms). The
+ * event loop gets a turn after each directory.
  */
 import { spawn } from 'node:child_process';
-import type { Stats } from 'node:fs';
-import { chmod, copyFile, lstat, mkdir, readdir, readlink, rm, symlink } from 'node:fs/promises';
+import { chmodSync, copyFileSync, lstatSync, mkdirSync, readdirSync, readlinkSync, rmSync, symlinkSync, type Stats } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { NixdockError } from '../errors.js';
 
 /** Directories the merge creates: what symlinkJoin's builder makes under Nix's umask 022. */
@@ -27,53 +31,57 @@ export interface StoreRoot {
  * claim a name keeps it.
  */
 export async function linkStoreRoot(root: StoreRoot, dest: string): Promise<void> {
-  const stats = await lstatOrNull(root.physical);
+  const stats = lstatOrNull(root.physical);
   if (stats === null) throw storeRootError(root.storePath, 'STORE_PATH_MISSING', 'no such path');
   if (!stats.isDirectory()) throw storeRootError(root.storePath, 'INPUT_INVALID', stats.isSymbolicLink() ? 'a symlink' : 'a single file');
   await linkChildren(root.storePath, root.physical, dest);
 }
 
 async function linkChildren(logical: string, physical: string, dest: string): Promise<void> {
-  for (const name of await readdir(physical)) {
+  await yieldToEventLoop();
+  for (const name of readdirSync(physical)) {
     const from = join(physical, name);
     const to = join(dest, name);
-    const [source, existing] = await Promise.all([lstat(from), lstatOrNull(to)]);
+    const source = lstatSync(from);
+    const existing = lstatOrNull(to);
     if (source.isDirectory()) {
-      if (existing === null) await makeDir(to);
+      if (existing === null) makeDir(to);
       else if (!existing.isDirectory()) continue;
       await linkChildren(`${logical}/${name}`, from, to);
     } else if (existing === null) {
-      await symlink(source.isSymbolicLink() ? await readlink(from) : `${logical}/${name}`, to);
+      symlinkSync(source.isSymbolicLink() ? readlinkSync(from) : `${logical}/${name}`, to);
     }
   }
 }
 
 /** Copies a local directory's contents into `dest`, files with their modes; it wins over store links. */
 export async function copyLocalDir(dir: string, dest: string): Promise<void> {
-  const stats = isAbsolute(dir) ? await lstatOrNull(dir) : null;
+  const stats = isAbsolute(dir) ? lstatOrNull(dir) : null;
   if (stats === null || !stats.isDirectory()) throw localDirError(dir, stats);
   await copyChildren(dir, dest, '');
 }
 
 async function copyChildren(dir: string, dest: string, imagePath: string): Promise<void> {
-  for (const name of await readdir(dir)) {
+  await yieldToEventLoop();
+  for (const name of readdirSync(dir)) {
     const from = join(dir, name);
     const to = join(dest, name);
     const inImage = `${imagePath}/${name}`;
-    const [source, existing] = await Promise.all([lstat(from), lstatOrNull(to)]);
+    const source = lstatSync(from);
+    const existing = lstatOrNull(to);
     if (source.isDirectory()) {
-      if (existing !== null && !existing.isDirectory()) await rm(to);
-      if (!existing?.isDirectory()) await makeDir(to);
+      if (existing !== null && !existing.isDirectory()) rmSync(to);
+      if (!existing?.isDirectory()) makeDir(to);
       await copyChildren(from, to, inImage);
       continue;
     }
     if (existing?.isDirectory()) throw fileOverDirectory(from, inImage);
-    if (existing !== null) await rm(to);
+    if (existing !== null) rmSync(to);
     if (source.isSymbolicLink()) {
-      await symlink(await readlink(from), to);
+      symlinkSync(readlinkSync(from), to);
     } else {
-      await copyFile(from, to);
-      await chmod(to, source.mode & 0o7777);
+      copyFileSync(from, to);
+      chmodSync(to, source.mode & 0o7777);
     }
   }
 }
@@ -102,25 +110,25 @@ export async function runExtraCommands(script: string, tree: string): Promise<vo
 
 /** Removes a staged tree even where extraCommands made directories read-only. */
 export async function removeTree(path: string): Promise<void> {
-  await makeOwnerWritable(path);
-  await rm(path, { recursive: true, force: true });
+  makeOwnerWritable(path);
+  rmSync(path, { recursive: true, force: true });
 }
 
-async function makeOwnerWritable(path: string): Promise<void> {
-  const stats = await lstatOrNull(path);
+function makeOwnerWritable(path: string): void {
+  const stats = lstatOrNull(path);
   if (stats === null || !stats.isDirectory()) return;
-  await chmod(path, 0o700);
-  for (const name of await readdir(path)) await makeOwnerWritable(join(path, name));
+  chmodSync(path, 0o700);
+  for (const name of readdirSync(path)) makeOwnerWritable(join(path, name));
 }
 
-async function makeDir(path: string): Promise<void> {
-  await mkdir(path);
-  await chmod(path, DIR_MODE); // mkdir's mode is filtered by the umask; the layer must not depend on it
+function makeDir(path: string): void {
+  mkdirSync(path);
+  chmodSync(path, DIR_MODE); // mkdir's mode is filtered by the umask; the layer must not depend on it
 }
 
-async function lstatOrNull(path: string): Promise<Stats | null> {
+function lstatOrNull(path: string): Stats | null {
   try {
-    return await lstat(path);
+    return lstatSync(path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw err;
