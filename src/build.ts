@@ -181,6 +181,7 @@ export async function planImage(spec: ImageSpec, ctx: BuildContext, run?: BuildR
     settings: { ...settings, uid: 0, gid: 0, uname: 'root', gname: 'root' },
     storeDir: store.storeDir,
     physicalPath,
+    narHashOf: (path) => resolved.closure.paths.get(path)?.narHash,
     tmpDir: join(ctx.config.cacheDir, 'tmp'),
   });
   run?.emitPlanned(resolved.closure, storeSources.length + baseLayers.length + 1);

@@ -2,23 +2,23 @@
  * The customisation layer: the merged `contents` tree (store roots symlink-joined, local
  * directories copied) after extraCommands, as a reproducible tar of relative names.
  *
- * Unlike store layers its input is only known once the tree is staged and extraCommands has run,
- * so it is packed eagerly: the tar is written once to a private temp dir (hashing on the way),
- * the staged tree is removed, and open() streams that file until dispose().
+ * With local directories, extraCommands or a Nix database, its input is only known once the tree
+ * is staged, so it is packed eagerly: the tar is written once to a private temp dir (hashing on
+ * the way), the staged tree is removed, and open() streams that file until dispose(). A tree of
+ * store roots alone is keyed by the roots and packed only if its bytes are needed.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
 import { NixdockError } from '../errors.js';
 import type { Digest, LayerSource, TarSettings } from '../types.js';
-import { withTempFile } from '../util/atomic.js';
-import { DigestStream } from './hash.js';
+import { withTempFile, writeNewFile } from '../util/atomic.js';
 import { stageNixDb, type NixDbContents } from './nix-db.js';
 import { assertStorePath } from './store-layer.js';
 import { copyLocalDir, linkStoreRoot, removeTree, runExtraCommands } from './stage-tree.js';
-import { TarStream, tarSize } from './tar-writer.js';
+import { tarSize, writeTar } from './tar-writer.js';
 import { walkTree, type TarEntry } from './walk.js';
 
 /** Versions the byte format; part of every customisation layer key. */
@@ -40,26 +40,93 @@ export interface CustomisationLayerOptions {
   settings: TarSettings;
   storeDir: string;
   physicalPath: (storePath: string) => string;
+  /**
+   * The NAR hash of a store root, when known (Nix's path info). A store-only layer is keyed by its
+   * roots' hashes, so a root deleted and rebuilt with other contents gets a new key.
+   */
+  narHashOf?: (storePath: string) => string | undefined;
   /** Where to stage the tree and keep the packed tar until dispose(). */
   tmpDir: string;
 }
 
-/** A customisation layer already packed: diff_id and size are known; dispose() deletes its temp files. */
+/**
+ * The customisation layer; dispose() deletes its temp files. Packed at once (diffId known) when its
+ * input is only known once staged, else packed when its bytes are first needed (see lazySource).
+ */
 export interface CustomisationLayerSource extends LayerSource {
   readonly kind: 'customisation';
-  readonly diffId: Digest;
   dispose(): Promise<void>;
 }
 
 const ROOT_OWNER = { uid: 0, gid: 0, uname: 'root', gname: 'root' } as const;
 
 export async function customisationLayerSource(opts: CustomisationLayerOptions): Promise<CustomisationLayerSource> {
+  if (isStoreOnly(opts)) return lazySource(opts);
+  const packed = await packInTemp(opts);
+  return packedSource(opts, packed);
+}
+
+/**
+ * Store roots alone (no local directories, extraCommands or Nix database): the tree is a pure
+ * function of immutable store paths, so the recipe is known without staging it.
+ */
+function isStoreOnly(opts: CustomisationLayerOptions): boolean {
+  const hashed = opts.storeRoots.every((root) => opts.narHashOf?.(root) !== undefined);
+  return hashed && opts.localDirs.length === 0 && opts.extraCommands === undefined && opts.nixDb === undefined;
+}
+
+/**
+ * A store-only layer keyed by its recipe and staged only when its bytes are needed: a rebuild
+ * that finds the recipe in the index (every rebuild of an unchanged image) never stages it.
+ */
+function lazySource(opts: CustomisationLayerOptions): CustomisationLayerSource {
+  let packing: Promise<Packed> | undefined;
+  const pack = (): Promise<Packed> => {
+    packing ??= packInTemp(opts).catch((err: unknown) => {
+      packing = undefined;
+      throw err;
+    });
+    return packing;
+  };
+  return {
+    kind: 'customisation',
+    key: storeOnlyKey(opts),
+    storePaths: [],
+    description: describe(opts),
+    size: async () => (await pack()).size,
+    open: () => Readable.from(packedBytes(pack)),
+    dispose: async () => {
+      const packed = await packing?.catch(() => undefined);
+      if (packed) await rm(packed.workDir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function* packedBytes(pack: () => Promise<Packed>): AsyncGenerator<Buffer> {
+  yield* createReadStream((await pack()).tarPath);
+}
+
+/** Hex sha256 of everything that decides a store-only layer's bytes. */
+function storeOnlyKey(opts: CustomisationLayerOptions): string {
+  const storeRoots = opts.storeRoots.map((root) => [root, opts.narHashOf!(root)]);
+  const recipe = { format: CUSTOMISATION_LAYER_FORMAT, storeDir: opts.storeDir, storeRoots, mtime: opts.settings.mtime };
+  return createHash('sha256').update(JSON.stringify(recipe)).digest('hex');
+}
+
+/** A packed tar in its private temp dir. */
+interface Packed {
+  workDir: string;
+  tarPath: string;
+  diffId: Digest;
+  size: number;
+}
+
+async function packInTemp(opts: CustomisationLayerOptions): Promise<Packed> {
   await mkdir(opts.tmpDir, { recursive: true });
   const workDir = await mkdtemp(join(opts.tmpDir, 'nixdock-customisation-'));
   try {
     const tarPath = join(workDir, 'layer.tar');
-    const { diffId, size } = await stageAndPack(opts, workDir, tarPath);
-    return packedSource(opts, workDir, tarPath, diffId, size);
+    return { workDir, tarPath, ...(await stageAndPack(opts, workDir, tarPath)) };
   } catch (err) {
     await removeTree(workDir);
     throw err;
@@ -91,12 +158,11 @@ async function packTree(tree: string, tarPath: string, mtime: number): Promise<{
   const entries: TarEntry[] = [];
   walkTree({ nameRoot: '', physicalRoot: tree }, entries, () => new NixdockError('INTERNAL', `Staged tree ${tree} vanished`));
   const plan = { entries, settings, size: tarSize(entries, settings) };
-  const digest = new DigestStream();
-  await withTempFile(tarPath, (tmp) => pipeline(new TarStream(async () => plan), digest, createWriteStream(tmp)));
-  return { diffId: digest.digest(), size: digest.bytes };
+  const diffId = await withTempFile(tarPath, (tmp) => writeNewFile(tmp, (fd) => writeTar(plan, fd)));
+  return { diffId, size: plan.size };
 }
 
-function packedSource(opts: CustomisationLayerOptions, workDir: string, tarPath: string, diffId: Digest, size: number): CustomisationLayerSource {
+function packedSource(opts: CustomisationLayerOptions, { workDir, tarPath, diffId, size }: Packed): CustomisationLayerSource {
   return {
     kind: 'customisation',
     // The tar is a pure function of the staged tree's content and the mtime, so its digest keys the recipe.

@@ -108,6 +108,29 @@ describe('customisation layer', { skip: NEEDS }, () => {
     assert.deepEqual(readdirSync(tmpDir), []);
   });
 
+  test('store roots alone are keyed by the roots\' NAR hashes and staged only when their bytes are read', async () => {
+    const hashes = new Map(execFileSync('nix-store', ['-q', '--hash', app, data], { encoding: 'utf8' }).trim().split('\n').map((hash, i) => [[app, data][i]!, hash]));
+    const tmpDir = join(work.path, 'tmp-lazy');
+    const storeOnly = (narHashOf: (path: string) => string | undefined) =>
+      customisationLayerSource(options({ localDirs: [], extraCommands: undefined, tmpDir, narHashOf }));
+    const lazy = await storeOnly((path) => hashes.get(path));
+    const again = await storeOnly((path) => hashes.get(path));
+    const rebuiltRoot = await storeOnly((path) => (path === data ? 'sha256:0000' : hashes.get(path)));
+    const eager = await storeOnly(() => undefined);
+    try {
+      assert.equal(lazy.diffId, undefined, 'not packed yet');
+      assert.equal(lazy.key, again.key);
+      assert.notEqual(lazy.key, rebuiltRoot.key, 'a root with other contents is another recipe');
+      assert.equal(readdirSync(tmpDir).length, 1, 'only the eager source staged anything');
+      const bytes = await readAll(lazy.open());
+      assert.equal(bytes.length, await lazy.size());
+      assert.equal(sha256(bytes), eager.diffId, 'the same bytes as packing it at once');
+    } finally {
+      for (const layer of [lazy, again, rebuiltRoot, eager]) await layer.dispose();
+    }
+    assert.deepEqual(readdirSync(tmpDir), [], 'disposed: nothing staged is left');
+  });
+
   test('bad contents are input errors that name the entry', async () => {
     const cases: Array<[Partial<CustomisationLayerOptions>, string, string]> = [
       [{ localDirs: ['relative/dir'] }, 'INPUT_INVALID', 'relative/dir'],
