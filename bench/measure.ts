@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 /** The compiled CLI, as users run it (`npm run bench` compiles first). */
-export const CLI = resolve(import.meta.dirname, '../dist/cli.js');
+export const CLI = resolve(import.meta.dirname, '../dist/bin/nixdock.js');
 
 export interface Measured {
   seconds: number;

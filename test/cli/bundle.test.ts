@@ -1,0 +1,52 @@
+/**
+ * The `nixdock` bin is a bundle of the compiled CLI (scripts/bundle-cli.mjs): modules that locate
+ * files next to themselves (the tar worker, the package entry a config imports) must still find
+ * them, and the bundle must write the same image bytes as the source.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { tempProject } from '../config/project.js';
+import { BUSYBOX, NIX_ENV, nixBuild } from '../helpers/nix.js';
+import { missingTools } from '../helpers/tools.js';
+import { tempDir } from '../output/fixtures.js';
+import { nixdockToFile, REPO } from './helpers.js';
+
+const NIX: [string, string] = ['nix-build', 'nix-bin'];
+
+/** Compiles src/ with the project's tsconfig into `dir`/dist and bundles it as `npm run build` does; returns the bin. */
+function buildBundle(dir: string): string {
+  const tsc = join(REPO, 'node_modules/typescript/bin/tsc');
+  execFileSync(process.execPath, [tsc, '-p', join(REPO, 'tsconfig.json'), '--outDir', join(dir, 'dist')], { stdio: 'pipe' });
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'nixdock', type: 'module', exports: './dist/index.js' }));
+  // The bundle resolves its external packages (better-sqlite3, typescript) from node_modules, as installed.
+  symlinkSync(join(REPO, 'node_modules'), join(dir, 'node_modules'));
+  execFileSync(process.execPath, [join(REPO, 'scripts/bundle-cli.mjs'), join(dir, 'dist')], { stdio: 'pipe' });
+  return join(dir, 'dist/bin/nixdock.js');
+}
+
+function sha256(bytes: Buffer): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+test('the bundled bin streams the same bytes as the source, through its tar worker, from a TS config', { skip: missingTools([NIX]) }, (t) => {
+  const bin = buildBundle(tempDir(t, 'nixdock-bundle-'));
+  // busybox is over 1 MiB: its layer is tarred by a worker thread, which the bundle must locate in dist/layer/.
+  const [busybox] = nixBuild(BUSYBOX);
+  const config = `import { defineConfig } from 'nixdock';\nexport default defineConfig({ store: 'nix', images: [{ name: 'bb', contents: [${JSON.stringify(busybox)}] }] });\n`;
+  const bundled = tempProject(t, { 'nixdock.config.ts': config });
+  const source = tempProject(t, { 'nixdock.config.ts': config });
+
+  // Plain node, no tsx: as the installed bin runs.
+  const env = { ...NIX_ENV, NODE_OPTIONS: '', XDG_CACHE_HOME: tempDir(t, 'nixdock-bundle-xdg-') };
+  const run = spawnSync(process.execPath, [bin, 'stream', 'bb', '-q'], { cwd: bundled, env, maxBuffer: 256 << 20 });
+  assert.equal(run.status, 0, run.stderr.toString());
+  const fromSource = join(tempDir(t, 'nixdock-bundle-out-'), 'image.tar');
+  const expected = nixdockToFile(source, ['stream', 'bb', '-q'], fromSource);
+  assert.equal(expected.status, 0, expected.stderr);
+  assert.ok(run.stdout.length > 1 << 20, 'a layer big enough for the worker');
+  assert.equal(sha256(run.stdout), sha256(readFileSync(fromSource)));
+});
