@@ -8,9 +8,9 @@
  *   main thread stays free (to walk the next layer). The fast path: stdout pipes and blob files.
  * - `ring`: the bytes travel through a ring of RING_SLOTS chunks in shared memory, owned by the
  *   worker and reused for every layer: the worker fills a slot and posts its length; the reader
- *   copies the slot into a buffer of its own (a Readable's consumer never says when it is done
- *   with a chunk, so handing out the slot itself is not safe) and counts it consumed, which frees
- *   the slot. For Readable consumers (gzip, uploads).
+ *   uses the slot and counts it consumed, which frees the slot. A Readable copies each slot out
+ *   (its consumer never says when it is done with a chunk); a file writer writes the slot itself,
+ *   so reading files (worker) and writing the blob (main thread) run side by side.
  */
 import type { SerializedError } from '../errors.js';
 import type { Digest, TarSettings } from '../types.js';
@@ -55,6 +55,8 @@ export interface RingJob extends JobBase {
   kind: 'ring';
   /** RING_SLOTS × CHUNK_SIZE bytes: the worker's own ring. */
   ring: SharedArrayBuffer;
+  /** Hash the bytes too (`done` carries the digest): for a reader that only writes them out. */
+  hash: boolean;
 }
 
 export type TarJob = FdJob | RingJob;

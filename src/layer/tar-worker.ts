@@ -60,13 +60,15 @@ function writeAll(fd: number, bytes: Buffer): void {
 function fillRing(job: RingJob, filler: TarFiller, send: Send): void {
   const control = new Int32Array(job.control);
   const ring = Buffer.from(job.ring);
+  const hash = job.hash ? createHash('sha256') : undefined;
   for (let produced = 0; waitForFreeSlot(control, produced); produced++) {
     const start = (produced % RING_SLOTS) * CHUNK_SIZE;
     const length = filler.fill(ring.subarray(start, start + CHUNK_SIZE));
     if (length === 0) {
-      send({ type: 'done' });
+      send({ type: 'done', ...(hash && { digest: `sha256:${hash.digest('hex')}` }) });
       return;
     }
+    hash?.update(ring.subarray(start, start + length));
     send({ type: 'chunk', length });
   }
 }

@@ -3,14 +3,15 @@
  * (tar-worker.ts: blocking opens and reads of every file), so the calling thread stays free.
  *
  * Two ways out:
- * - writeTar: the bytes go straight into a file descriptor (a blob file, a stdout pipe) from the
- *   thread that produces them, hashed on the way. Nothing crosses threads per chunk, and the
- *   calling thread can walk the next layer meanwhile. The fast path.
+ * - writeTar: the bytes go straight into a file descriptor, hashed on the way. Into a pipe, the
+ *   worker writes them itself: nothing crosses threads per chunk, and the calling thread can walk
+ *   the next layer meanwhile. Into a file, the calling thread writes the worker's ring slots in
+ *   place, so reading (worker) and writing (here) overlap: file writes are not cheap either.
  * - TarStream: a Readable for everything else (gzip, HTTP uploads, pipelines). A Readable's
  *   consumer never says when it is done with a chunk, so each chunk is copied out of the worker's
  *   shared ring first.
  */
-import { writeSync } from 'node:fs';
+import { fstatSync, writeSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { sha256 } from '../digest.js';
 import { NixdockError, toNixdockError } from '../errors.js';
@@ -47,12 +48,35 @@ const INLINE_MAX_BYTES = 1 << 20;
  */
 export async function writeTar(plan: TarPlan, fd: number | undefined, opts: WriteToFdOptions = {}): Promise<Digest> {
   opts.signal?.throwIfAborted();
-  return plan.size <= INLINE_MAX_BYTES ? writeInline(plan, fd, opts) : writeInWorker(plan, fd, opts);
+  if (plan.size <= INLINE_MAX_BYTES) return writeInline(plan, fd, opts);
+  return fd !== undefined && fstatSync(fd).isFile() ? writeFromRing(plan, fd, opts) : writeInWorker(plan, fd, opts);
+}
+
+/** The calling thread writes the worker's ring slots into `fd`, each in place; the worker hashes. */
+async function writeFromRing(plan: TarPlan, fd: number, { signal, onProgress }: WriteToFdOptions): Promise<Digest> {
+  const slots = new RingSlots(TarWorker.acquire(), plan, { hash: true, signal: signal ?? new AbortController().signal });
+  let written = 0;
+  try {
+    for (let chunk = await slots.next(); chunk !== undefined; chunk = await slots.next()) {
+      writeAll(fd, chunk);
+      written += chunk.length;
+      onProgress?.(chunk.length);
+      slots.release();
+    }
+  } finally {
+    await slots.end();
+  }
+  if (written !== plan.size) throw sizeMismatch(written, plan.size);
+  return slots.digest!;
+}
+
+function writeAll(fd: number, bytes: Uint8Array): void {
+  for (let offset = 0; offset < bytes.length; ) offset += writeSync(fd, bytes, offset, bytes.length - offset);
 }
 
 function writeInline(plan: TarPlan, fd: number | undefined, opts: WriteToFdOptions): Digest {
   const bytes = fillInline(plan);
-  if (fd !== undefined) for (let offset = 0; offset < bytes.length; ) offset += writeSync(fd, bytes, offset, bytes.length - offset);
+  if (fd !== undefined) writeAll(fd, bytes);
   opts.onProgress?.(bytes.length);
   return sha256(bytes);
 }
@@ -159,7 +183,7 @@ export class TarStream extends Readable {
    * not keep the process alive.
    */
   private async pumpRing(plan: TarPlan): Promise<void> {
-    const slots = new RingSlots(TarWorker.acquire(), plan, this.stop.signal);
+    const slots = new RingSlots(TarWorker.acquire(), plan, { hash: false, signal: this.stop.signal });
     let received = 0;
     try {
       for (let chunk = await slots.next(); chunk !== undefined; chunk = await slots.next()) {
@@ -185,19 +209,23 @@ class RingSlots {
   /** The worker finished the job (`done` or `error`): it can serve another. */
   private jobEnded = false;
   private done = false;
+  /** The worker's sha256 of the bytes, once done (when asked for). */
+  digest: Digest | undefined;
   private failure: Error | undefined;
   private wake: (() => void) | undefined;
   private readonly onAbort = () => this.wake?.();
+  private readonly signal: AbortSignal;
 
   constructor(
     private readonly worker: TarWorker,
     plan: TarPlan,
-    private readonly signal: AbortSignal,
+    opts: { hash: boolean; signal: AbortSignal },
   ) {
-    // A plain view: TypedArray#set copies out of it in bulk.
+    // A plain view: written out in place, or copied out in bulk (TypedArray#set).
     this.ring = new Uint8Array(worker.ring);
-    signal.addEventListener('abort', this.onAbort);
-    const job: TarJob = { kind: 'ring', entries: plan.entries, settings: plan.settings, ring: worker.ring, control: this.control.buffer as SharedArrayBuffer };
+    this.signal = opts.signal;
+    this.signal.addEventListener('abort', this.onAbort);
+    const job: TarJob = { kind: 'ring', entries: plan.entries, settings: plan.settings, ring: worker.ring, control: this.control.buffer as SharedArrayBuffer, hash: opts.hash };
     worker.run(job, { message: (message) => this.onMessage(message), crashed: (error) => this.onCrash(error) });
   }
 
@@ -249,8 +277,12 @@ class RingSlots {
       this.filled.push(message.length);
     } else if (message.type === 'done' || message.type === 'error') {
       this.jobEnded = true;
-      if (message.type === 'done') this.done = true;
-      else this.failure = new NixdockError(message.error.code, message.error.message, message.error);
+      if (message.type === 'done') {
+        this.done = true;
+        this.digest = message.digest;
+      } else {
+        this.failure = new NixdockError(message.error.code, message.error.message, message.error);
+      }
     }
     this.wake?.();
   }
