@@ -5,7 +5,8 @@
  * With local directories, extraCommands or a Nix database, its input is only known once the tree
  * is staged, so it is packed eagerly: the tar is written once to a private temp dir (hashing on
  * the way), the staged tree is removed, and open() streams that file until dispose(). A tree of
- * store roots alone is keyed by the roots and packed only if its bytes are needed.
+ * store roots alone is keyed by the roots and tarred in memory, without staging, only if its
+ * bytes are needed.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -17,9 +18,9 @@ import type { Digest, LayerSource, TarSettings } from '../types.js';
 import { withTempFile, writeNewFile } from '../util/atomic.js';
 import { stageNixDb, type NixDbContents } from './nix-db.js';
 import { assertStorePath } from './store-layer.js';
-import { copyLocalDir, linkStoreRoot, removeTree, runExtraCommands } from './stage-tree.js';
-import { tarSize, writeTar } from './tar-writer.js';
-import { walkTree, type TarEntry } from './walk.js';
+import { copyLocalDir, DIR_MODE, materialiseTree, mergeStoreRoots, removeTree, runExtraCommands, type MergedTree } from './stage-tree.js';
+import { tarBuffer, tarSize, writeTar } from './tar-writer.js';
+import { compareCodePoints, walkTree, type TarEntry, type TreeRoot } from './walk.js';
 
 /** Versions the byte format; part of every customisation layer key. */
 export const CUSTOMISATION_LAYER_FORMAT = 'nixdock-customisation-layer/1';
@@ -51,7 +52,7 @@ export interface CustomisationLayerOptions {
 
 /**
  * The customisation layer; dispose() deletes its temp files. Packed at once (diffId known) when its
- * input is only known once staged, else packed when its bytes are first needed (see lazySource).
+ * input is only known once staged, else tarred when its bytes are first needed (see lazySource).
  */
 export interface CustomisationLayerSource extends LayerSource {
   readonly kind: 'customisation';
@@ -76,34 +77,55 @@ function isStoreOnly(opts: CustomisationLayerOptions): boolean {
 }
 
 /**
- * A store-only layer keyed by its recipe and staged only when its bytes are needed: a rebuild
- * that finds the recipe in the index (every rebuild of an unchanged image) never stages it.
+ * A store-only layer keyed by its recipe and tarred only when its bytes are needed: a rebuild
+ * that finds the recipe in the index (every rebuild of an unchanged image) never reads the roots.
+ * Nothing is staged on disk: the merged tree is symlinks and directories only, tarred in memory.
  */
 function lazySource(opts: CustomisationLayerOptions): CustomisationLayerSource {
-  let packing: Promise<Packed> | undefined;
-  const pack = (): Promise<Packed> => {
-    packing ??= packInTemp(opts).catch((err: unknown) => {
-      packing = undefined;
-      throw err;
-    });
-    return packing;
-  };
+  let bytes: Buffer | undefined;
+  const pack = (): Buffer => (bytes ??= tarStoreRoots(opts));
   return {
     kind: 'customisation',
     key: storeOnlyKey(opts),
     storePaths: [],
     description: describe(opts),
-    size: async () => (await pack()).size,
-    open: () => Readable.from(packedBytes(pack)),
+    size: async () => pack().length,
+    open: () => Readable.from(lazyBytes(pack)),
     dispose: async () => {
-      const packed = await packing?.catch(() => undefined);
-      if (packed) await rm(packed.workDir, { recursive: true, force: true });
+      bytes = undefined;
     },
   };
 }
 
-async function* packedBytes(pack: () => Promise<Packed>): AsyncGenerator<Buffer> {
-  yield* createReadStream((await pack()).tarPath);
+/** The bytes as a one-chunk stream; tarring (and its errors) wait for the first read. */
+function* lazyBytes(pack: () => Buffer): Generator<Buffer> {
+  yield pack();
+}
+
+/** The tar of the merged store roots, as staging and walking the tree would write it. */
+function tarStoreRoots(opts: CustomisationLayerOptions): Buffer {
+  for (const storePath of opts.storeRoots) assertStorePath(storePath, opts.storeDir);
+  const merged = mergeStoreRoots(opts.storeRoots.map((storePath) => ({ storePath, physical: opts.physicalPath(storePath) })));
+  const entries = mergedEntries(merged);
+  const settings = { ...ROOT_OWNER, mtime: opts.settings.mtime };
+  return tarBuffer({ entries, settings, size: tarSize(entries, settings) });
+}
+
+/** No file of a merged tree has contents to read: directories and symlinks only. */
+const NO_FILES: TreeRoot = { nameRoot: '', physicalRoot: '' };
+
+/** The entries walkTree would list for the tree materialised: depth-first, names in code-point order, staged modes. */
+function mergedEntries(tree: MergedTree, prefix = '', out: TarEntry[] = []): TarEntry[] {
+  for (const name of [...tree.keys()].sort(compareCodePoints)) {
+    const node = tree.get(name)!;
+    if (typeof node === 'string') {
+      out.push({ tree: NO_FILES, name: prefix + name, type: 'symlink', mode: 0o777, size: 0, linkName: node });
+    } else {
+      out.push({ tree: NO_FILES, name: `${prefix}${name}/`, type: 'dir', mode: DIR_MODE, size: 0, linkName: '' });
+      mergedEntries(node, `${prefix}${name}/`, out);
+    }
+  }
+  return out;
 }
 
 /** Hex sha256 of everything that decides a store-only layer's bytes. */
@@ -139,7 +161,7 @@ async function stageAndPack(opts: CustomisationLayerOptions, workDir: string, ta
   try {
     await mkdir(tree, { mode: 0o755 });
     for (const storePath of opts.storeRoots) assertStorePath(storePath, opts.storeDir);
-    for (const storePath of opts.storeRoots) await linkStoreRoot({ storePath, physical: opts.physicalPath(storePath) }, tree);
+    await materialiseTree(mergeStoreRoots(opts.storeRoots.map((storePath) => ({ storePath, physical: opts.physicalPath(storePath) }))), tree);
     for (const dir of opts.localDirs) await copyLocalDir(dir, tree);
     if (opts.nixDb) {
       await mkdir(nixState);

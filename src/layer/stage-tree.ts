@@ -14,7 +14,7 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { NixdockError } from '../errors.js';
 
 /** Directories the merge creates: what symlinkJoin's builder makes under Nix's umask 022. */
-const DIR_MODE = 0o755;
+export const DIR_MODE = 0o755;
 /** Kept from a failing extraCommands' stderr for the error (its end is where the reason is). */
 const STDERR_TAIL_BYTES = 16 * 1024;
 
@@ -25,31 +25,51 @@ export interface StoreRoot {
   physical: string;
 }
 
+/** Store roots merged (see mergeStoreRoots): each name is a directory of the merge or a symlink's target. */
+export type MergedTree = Map<string, MergedTree | string>;
+
 /**
- * Merges a store path's tree into `dest` like `lndir`: directories become real directories,
- * files become symlinks to their store path, symlinks are copied as they are. The first root to
- * claim a name keeps it.
+ * Merges store paths' trees like `lndir`: directories merge, files become symlinks to their store
+ * path, symlinks are copied as they are. The first root to claim a name keeps it. Only reads the
+ * store: materialiseTree creates the result, or a layer is tarred from it directly.
  */
-export async function linkStoreRoot(root: StoreRoot, dest: string): Promise<void> {
-  const stats = lstatOrNull(root.physical);
-  if (stats === null) throw storeRootError(root.storePath, 'STORE_PATH_MISSING', 'no such path');
-  if (!stats.isDirectory()) throw storeRootError(root.storePath, 'INPUT_INVALID', stats.isSymbolicLink() ? 'a symlink' : 'a single file');
-  await linkChildren(root.storePath, root.physical, dest);
+export function mergeStoreRoots(roots: StoreRoot[]): MergedTree {
+  const merged: MergedTree = new Map();
+  for (const root of roots) {
+    const stats = lstatOrNull(root.physical);
+    if (stats === null) throw storeRootError(root.storePath, 'STORE_PATH_MISSING', 'no such path');
+    if (!stats.isDirectory()) throw storeRootError(root.storePath, 'INPUT_INVALID', stats.isSymbolicLink() ? 'a symlink' : 'a single file');
+    mergeChildren(root.storePath, root.physical, merged);
+  }
+  return merged;
 }
 
-async function linkChildren(logical: string, physical: string, dest: string): Promise<void> {
-  await yieldToEventLoop();
+function mergeChildren(logical: string, physical: string, into: MergedTree): void {
   for (const name of readdirSync(physical)) {
     const from = join(physical, name);
-    const to = join(dest, name);
     const source = lstatSync(from);
-    const existing = lstatOrNull(to);
+    const existing = into.get(name);
     if (source.isDirectory()) {
-      if (existing === null) makeDir(to);
-      else if (!existing.isDirectory()) continue;
-      await linkChildren(`${logical}/${name}`, from, to);
-    } else if (existing === null) {
-      symlinkSync(source.isSymbolicLink() ? readlinkSync(from) : `${logical}/${name}`, to);
+      if (typeof existing === 'string') continue;
+      const dir = existing ?? new Map();
+      into.set(name, dir);
+      mergeChildren(`${logical}/${name}`, from, dir);
+    } else if (existing === undefined) {
+      into.set(name, source.isSymbolicLink() ? readlinkSync(from) : `${logical}/${name}`);
+    }
+  }
+}
+
+/** Creates a merged tree under `dest`: real directories (DIR_MODE) and symlinks. */
+export async function materialiseTree(tree: MergedTree, dest: string): Promise<void> {
+  await yieldToEventLoop();
+  for (const [name, node] of tree) {
+    const to = join(dest, name);
+    if (typeof node === 'string') {
+      symlinkSync(node, to);
+    } else {
+      makeDir(to);
+      await materialiseTree(node, to);
     }
   }
 }

@@ -75,14 +75,14 @@ function writeAll(fd: number, bytes: Uint8Array): void {
 }
 
 function writeInline(plan: TarPlan, fd: number | undefined, opts: WriteToFdOptions): Digest {
-  const bytes = fillInline(plan);
+  const bytes = tarBuffer(plan);
   if (fd !== undefined) writeAll(fd, bytes);
   opts.onProgress?.(bytes.length);
   return sha256(bytes);
 }
 
 /** The whole layer in one buffer, tarred on this thread. */
-function fillInline(plan: TarPlan): Buffer {
+export function tarBuffer(plan: TarPlan): Buffer {
   const filler = new TarFiller(plan.entries, new HeaderTemplate(plan.settings));
   const bytes = Buffer.allocUnsafe(plan.size);
   let received = 0;
@@ -169,7 +169,7 @@ export class TarStream extends Readable {
   private async pump(): Promise<void> {
     try {
       const plan = await this.load();
-      if (plan.size <= INLINE_MAX_BYTES) this.push(fillInline(plan));
+      if (plan.size <= INLINE_MAX_BYTES) this.push(tarBuffer(plan));
       else await this.pumpRing(plan);
       this.push(null);
     } catch (err) {
