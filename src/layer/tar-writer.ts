@@ -38,8 +38,12 @@ export function tarSize(entries: readonly TarEntry[], settings: TarSettings): nu
   return bytes + trailerSize(bytes);
 }
 
-/** Layers up to this size are tarred on the calling thread: a worker thread costs more than it saves for them. */
-const INLINE_MAX_BYTES = 1 << 20;
+/**
+ * Layers up to this size are tarred on the calling thread: starting a worker thread costs more
+ * than it saves for them (an app's 1.6 MB top-level path: 0.58 s rebuild with 1 MiB here, 0.51 s
+ * with 8 MiB), and tarring 8 MiB holds the event loop for only a few ms.
+ */
+const INLINE_MAX_BYTES = 8 << 20;
 
 /**
  * Writes the layer into `fd` with blocking writes (or only hashes it, when `fd` is undefined) and

@@ -16,7 +16,8 @@ export const LONG_DIR = 'd'.repeat(120);
 export const LONG_FILE = 'f'.repeat(200);
 export const LONG_TARGET = `${'../'.repeat(40)}target-${'t'.repeat(20)}`;
 export const UTF8_NAMES = ['héllo-wörld.txt', '日本語', '\u{1F433}', '\uFB01'];
-export const BIG_FILE_SIZE = 3 * 1024 * 1024 + 123;
+/** Over 8 MiB, so a layer holding the edge tree is tarred by a worker thread (smaller ones are tarred inline). */
+export const BIG_FILE_SIZE = 9 * 1024 * 1024 + 123;
 
 const EDGE_TREE_SCRIPT = `
 export PATH=/usr/bin:/bin
