@@ -1,6 +1,6 @@
 /** Shared by the benchmark sections: run a shell pipeline, time it, and read its peak RSS. */
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 /** The compiled CLI, as users run it (`npm run bench` compiles first). */
@@ -14,7 +14,7 @@ export interface Measured {
 
 /** What every section gets: the synthetic closure and the floor measured in this run. */
 export interface BenchContext {
-  /** A temp project dir (nixdock.config.json written by writeProject). */
+  /** A temp project dir (nixdock.config.ts and ./result written by writeProject). */
   project: string;
   /** Top-level store path of the synthetic closure, and of the same closure with only the app changed. */
   app: string;
@@ -36,12 +36,29 @@ export function measure(shell: string, cwd: string): Measured {
 export const timed = (cmd: string) => `/usr/bin/time -f RSS_KB=%M ${cmd}`;
 export const nixdock = (args: string) => timed(`${process.execPath} ${CLI} ${args}`);
 
-export function writeProject(dir: string, app: string, extra: Record<string, unknown> = {}): void {
-  writeFileSync(
-    join(dir, 'nixdock.config.json'),
-    JSON.stringify({ store: 'nix', formats: ['oci'], images: [{ name: 'synthetic', contents: [app], config: { Cmd: [`${app}/nix-support/deps`] } }], ...extra }, null, 2),
-  );
+/**
+ * The project as a Nix user has it: a nixdock.config.ts naming `./result`, the symlink
+ * `nix build -o result` leaves, pointed at `app`. The config is rewritten each time (the same text:
+ * the transpile cache still hits), which is the save the watch daemon reacts to.
+ */
+export function writeProject(dir: string, app: string): void {
+  const result = join(dir, 'result');
+  rmSync(result, { force: true });
+  symlinkSync(app, result);
+  writeFileSync(join(dir, 'nixdock.config.ts'), CONFIG);
 }
+
+const CONFIG = `import { realpathSync } from 'node:fs';
+import { defineConfig } from 'nixdock';
+
+const app = realpathSync(new URL('./result', import.meta.url));
+
+export default defineConfig({
+  store: 'nix',
+  formats: ['oci'],
+  images: [{ name: 'synthetic', contents: [app], config: { Cmd: [\`\${app}/nix-support/deps\`] } }],
+});
+`;
 
 /** One result line: time, ratio to the floor, the target, and anything else worth printing. */
 export function row(name: string, seconds: number, floorSeconds: number, target = '', extra = ''): void {
