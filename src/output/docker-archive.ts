@@ -7,12 +7,13 @@
  * `layers/000.tar`, hashes them while streaming, and writes config and manifest.json last.
  */
 import { open } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { Writable } from 'node:stream';
 import { NixdockError } from '../errors.js';
 import { INDEX_SHAPE, canonicalJson } from '../image/canonical.js';
 import { MediaType, ociManifest } from '../image/manifest.js';
 import type { Digest, Image, Layer, LayerSource, OutputResult } from '../types.js';
-import { withTempFile } from '../util/atomic.js';
+import { removeAbandonedTemps, withTempFile } from '../util/atomic.js';
 import { digestHex } from '../digest.js';
 import { assertExpected, CheckedDigestStream } from './digest.js';
 import { ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME } from './oci-layout.js';
@@ -68,6 +69,7 @@ async function writeHybrid(images: Image[], writer: TarWriter): Promise<void> {
 
 /** The hybrid archive as a file, replaced atomically (a failed write keeps the previous file). */
 export async function writeDockerArchiveFile(images: Image[], path: string, signal?: AbortSignal): Promise<OutputResult> {
+  await removeAbandonedTemps(dirname(path));
   await withTempFile(path, async (tmp) => {
     const file = await open(tmp, 'wx', 0o644);
     try {

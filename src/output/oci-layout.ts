@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -14,8 +14,7 @@ import { INDEX_SHAPE, canonicalJson } from '../image/canonical.js';
 import { MediaType, ociManifest } from '../image/manifest.js';
 import { DigestStream } from '../layer/hash.js';
 import type { Codec, Descriptor, Digest, Image, ImageConfigFile, Layer, LayerSource, OutputResult } from '../types.js';
-import { TEMP_PREFIX, tempPathFor, writeFileAtomic, writeNewFile } from '../util/atomic.js';
-import { processExists } from '../util/process.js';
+import { removeAbandonedTemps, tempPathFor, writeFileAtomic, writeNewFile } from '../util/atomic.js';
 import { compressor } from './compress.js';
 import { digestHex, sha256 } from '../digest.js';
 import { assertExpected, CheckedDigestStream, type Expected } from './digest.js';
@@ -291,19 +290,6 @@ export class OciLayout {
       await removeAbandonedTemps(this.blobsDir());
       await removeAbandonedTemps(this.dir);
     }
-  }
-}
-
-/**
- * A killed build leaves its temp files (`.nixdock-tmp-<name>-<pid>-<random>`); a half-written
- * layer can be hundreds of MB. Those of processes that no longer exist are removed; a live
- * process's (a concurrent build) are its own business.
- */
-async function removeAbandonedTemps(dir: string): Promise<void> {
-  const names = await readdir(dir).catch(() => [] as string[]);
-  for (const name of names) {
-    const pid = name.startsWith(TEMP_PREFIX) ? /-(\d+)-[0-9a-f]+$/.exec(name)?.[1] : undefined;
-    if (pid !== undefined && !processExists(Number(pid))) await unlink(join(dir, name)).catch(() => undefined);
   }
 }
 

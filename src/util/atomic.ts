@@ -5,9 +5,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
-import { rename, unlink, writeFile } from 'node:fs/promises';
+import { readdir, rename, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { NixdockError } from '../errors.js';
+import { processExists } from './process.js';
 
 /** Prefix of every temp file nixdock writes next to an output (also used to clean them up). */
 export const TEMP_PREFIX = '.nixdock-tmp-';
@@ -35,6 +36,19 @@ export async function withTempFile<T>(finalPath: string, write: (tmpPath: string
 
 export async function writeFileAtomic(path: string, data: Buffer | string, mode = 0o644): Promise<void> {
   await withTempFile(path, (tmpPath) => writeFile(tmpPath, data, { mode }));
+}
+
+/**
+ * A killed build leaves its temp files (`.nixdock-tmp-<name>-<pid>-<random>`); a half-written
+ * layer or archive can be hundreds of MB. Those of processes that no longer exist are removed; a
+ * live process's (a concurrent build) are its own business.
+ */
+export async function removeAbandonedTemps(dir: string): Promise<void> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  for (const name of names) {
+    const pid = name.startsWith(TEMP_PREFIX) ? /-(\d+)-[0-9a-f]+$/.exec(name)?.[1] : undefined;
+    if (pid !== undefined && !processExists(Number(pid))) await unlink(join(dir, name)).catch(() => undefined);
+  }
 }
 
 /** Creates the file at `path` (which must not exist) and runs `write` with its descriptor, closing it after. */
