@@ -12,6 +12,7 @@ import { chmodSync, copyFileSync, lstatSync, mkdirSync, readdirSync, readlinkSyn
 import { isAbsolute, join } from 'node:path';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { NixdockError } from '../errors.js';
+import { lstatIfExists } from './walk.js';
 
 /** Directories the merge creates: what symlinkJoin's builder makes under Nix's umask 022. */
 export const DIR_MODE = 0o755;
@@ -36,8 +37,8 @@ export type MergedTree = Map<string, MergedTree | string>;
 export function mergeStoreRoots(roots: StoreRoot[]): MergedTree {
   const merged: MergedTree = new Map();
   for (const root of roots) {
-    const stats = lstatOrNull(root.physical);
-    if (stats === null) throw storeRootError(root.storePath, 'STORE_PATH_MISSING', 'no such path');
+    const stats = lstatIfExists(root.physical);
+    if (stats === undefined) throw storeRootError(root.storePath, 'STORE_PATH_MISSING', 'no such path');
     if (!stats.isDirectory()) throw storeRootError(root.storePath, 'INPUT_INVALID', stats.isSymbolicLink() ? 'a symlink' : 'a single file');
     mergeChildren(root.storePath, root.physical, merged);
   }
@@ -76,8 +77,8 @@ export async function materialiseTree(tree: MergedTree, dest: string): Promise<v
 
 /** Copies a local directory's contents into `dest`, files with their modes; it wins over store links. */
 export async function copyLocalDir(dir: string, dest: string): Promise<void> {
-  const stats = isAbsolute(dir) ? lstatOrNull(dir) : null;
-  if (stats === null || !stats.isDirectory()) throw localDirError(dir, stats);
+  const stats = isAbsolute(dir) ? lstatIfExists(dir) : undefined;
+  if (stats === undefined || !stats.isDirectory()) throw localDirError(dir, stats);
   await copyChildren(dir, dest, '');
 }
 
@@ -88,15 +89,15 @@ async function copyChildren(dir: string, dest: string, imagePath: string): Promi
     const to = join(dest, name);
     const inImage = `${imagePath}/${name}`;
     const source = lstatSync(from);
-    const existing = lstatOrNull(to);
+    const existing = lstatIfExists(to);
     if (source.isDirectory()) {
-      if (existing !== null && !existing.isDirectory()) rmSync(to);
+      if (existing !== undefined && !existing.isDirectory()) rmSync(to);
       if (!existing?.isDirectory()) makeDir(to);
       await copyChildren(from, to, inImage);
       continue;
     }
     if (existing?.isDirectory()) throw fileOverDirectory(from, inImage);
-    if (existing !== null) rmSync(to);
+    if (existing !== undefined) rmSync(to);
     if (source.isSymbolicLink()) {
       symlinkSync(readlinkSync(from), to);
     } else {
@@ -135,8 +136,8 @@ export async function removeTree(path: string): Promise<void> {
 }
 
 function makeOwnerWritable(path: string): void {
-  const stats = lstatOrNull(path);
-  if (stats === null || !stats.isDirectory()) return;
+  const stats = lstatIfExists(path);
+  if (stats === undefined || !stats.isDirectory()) return;
   chmodSync(path, 0o700);
   for (const name of readdirSync(path)) makeOwnerWritable(join(path, name));
 }
@@ -146,14 +147,6 @@ function makeDir(path: string): void {
   chmodSync(path, DIR_MODE); // mkdir's mode is filtered by the umask; the layer must not depend on it
 }
 
-function lstatOrNull(path: string): Stats | null {
-  try {
-    return lstatSync(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
-}
 
 function storeRootError(storePath: string, code: 'STORE_PATH_MISSING' | 'INPUT_INVALID', found: string): NixdockError {
   return new NixdockError(code, `Cannot merge ${storePath} into the image root`, {
@@ -166,10 +159,10 @@ function storeRootError(storePath: string, code: 'STORE_PATH_MISSING' | 'INPUT_I
   });
 }
 
-function localDirError(dir: string, stats: Stats | null): NixdockError {
+function localDirError(dir: string, stats: Stats | undefined): NixdockError {
   return new NixdockError('INPUT_INVALID', `Cannot copy ${dir} into the image root`, {
     location: { file: dir, field: 'contents' },
-    found: !isAbsolute(dir) ? 'a relative path' : stats === null ? 'no such directory' : 'not a directory',
+    found: !isAbsolute(dir) ? 'a relative path' : stats === undefined ? 'no such directory' : 'not a directory',
     expected: 'an absolute path to an existing local directory',
     hint: 'Check the path in contents; relative paths are resolved against the config file before they get here.',
   });

@@ -6,9 +6,9 @@
  * protocol is in tar-worker-protocol.ts.
  */
 import { createHash } from 'node:crypto';
-import { writeSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { toNixdockError } from '../errors.js';
+import { writeAll } from '../util/fd.js';
 import { TarFiller } from './tar-filler.js';
 import { HeaderTemplate } from './tar-header.js';
 import { CHUNK_SIZE, CONTROL, PROGRESS_EVERY, RING_SLOTS, type FdJob, type RingJob, type TarJob, type TarWorkerMessage } from './tar-worker-protocol.js';
@@ -51,10 +51,6 @@ function writeIntoFd(job: FdJob, filler: TarFiller, send: Send): void {
   }
   if (written > reported) send({ type: 'progress', bytes: written - reported });
   send({ type: 'done', digest: `sha256:${hash.digest('hex')}` });
-}
-
-function writeAll(fd: number, bytes: Buffer): void {
-  for (let offset = 0; offset < bytes.length; ) offset += writeSync(fd, bytes, offset, bytes.length - offset);
 }
 
 function fillRing(job: RingJob, filler: TarFiller, send: Send): void {

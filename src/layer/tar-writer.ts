@@ -11,11 +11,12 @@
  *   consumer never says when it is done with a chunk, so each chunk is copied out of the worker's
  *   shared ring first.
  */
-import { fstatSync, writeSync } from 'node:fs';
+import { fstatSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { sha256 } from '../digest.js';
 import { NixdockError, toNixdockError } from '../errors.js';
 import type { Digest, TarSettings, WriteToFdOptions } from '../types.js';
+import { writeAll } from '../util/fd.js';
 import { TarFiller } from './tar-filler.js';
 import { HeaderTemplate, trailerSize } from './tar-header.js';
 import { TarWorker } from './tar-worker-pool.js';
@@ -72,10 +73,6 @@ async function writeFromRing(plan: TarPlan, fd: number, { signal, onProgress }: 
   }
   if (written !== plan.size) throw sizeMismatch(written, plan.size);
   return slots.digest!;
-}
-
-function writeAll(fd: number, bytes: Uint8Array): void {
-  for (let offset = 0; offset < bytes.length; ) offset += writeSync(fd, bytes, offset, bytes.length - offset);
 }
 
 function writeInline(plan: TarPlan, fd: number | undefined, opts: WriteToFdOptions): Digest {

@@ -46,8 +46,8 @@ export function physicalPathOf(entry: TarEntry): string {
  * `missing` builds the error for a root that does not exist.
  */
 export function walkTree(tree: TreeRoot, out: TarEntry[], missing: () => NixdockError): void {
-  const stats = lstatOrNull(tree.physicalRoot);
-  if (stats === null) throw missing();
+  const stats = lstatIfExists(tree.physicalRoot);
+  if (stats === undefined) throw missing();
   if (tree.nameRoot !== '') out.push(toEntry(tree, tree.nameRoot, tree.physicalRoot, stats));
   if (stats.isDirectory()) walkChildren(tree, tree.nameRoot, tree.physicalRoot, out);
 }
@@ -56,8 +56,8 @@ function walkChildren(tree: TreeRoot, name: string, physical: string, out: TarEn
   for (const child of readdirSync(physical).sort(compareCodePoints)) {
     const childName = name === '' ? child : `${name}/${child}`;
     const childPhysical = `${physical}/${child}`;
-    const stats = lstatOrNull(childPhysical);
-    if (stats === null) throw unreadableName(childPhysical);
+    const stats = lstatIfExists(childPhysical);
+    if (stats === undefined) throw unreadableName(childPhysical);
     out.push(toEntry(tree, childName, childPhysical, stats));
     if (stats.isDirectory()) walkChildren(tree, childName, childPhysical, out);
   }
@@ -87,13 +87,10 @@ function entryType(stats: Stats, physical: string): EntryType {
   });
 }
 
-function lstatOrNull(path: string): Stats | null {
-  try {
-    return lstatSync(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
+
+/** lstat, or undefined when there is nothing at `path`. */
+export function lstatIfExists(path: string): Stats | undefined {
+  return lstatSync(path, { throwIfNoEntry: false });
 }
 
 /** A listed child that lstat cannot find: its name was not valid UTF-8 and did not survive decoding. */
