@@ -16,19 +16,19 @@ import type { ImageSpec, ResolvedConfig } from './config/types.js';
 import { NixdockError, toNixdockError } from './errors.js';
 import type { EventBus } from './events.js';
 import { buildImageConfig, assembleImage } from './image/config.js';
-import type { LayerIndex } from './index/index.js';
+import type { BuildCache } from './cache/cache.js';
 import { hashLayer } from './layer/hash.js';
 import { customisationLayerSource } from './layer/customisation-layer.js';
 import { storeLayerSource } from './layer/store-layer.js';
 import { readNixpkgsConf, toEpochSeconds } from './nixpkgs.js';
-import { writeDockerArchiveFile, streamDockerArchive } from './output/docker-archive.js';
-import { OciLayout } from './output/oci-layout.js';
-import { planLayers } from './plan/index.js';
+import { writeDockerArchiveFile, streamDockerArchive } from './formats/docker-archive/write.js';
+import { OciLayout } from './formats/oci-layout/write.js';
+import { planLayers } from './plan/plan.js';
 import { publish } from './publish.js';
 import { resolveImage, specField } from './resolve.js';
 import { readBaseImage } from './base/read.js';
 import { mergeBaseConfig } from './base/merge.js';
-import { openStore } from './store/index.js';
+import { openStore } from './store/open.js';
 import type {
   Codec, ContainerConfig, Digest, HistoryEntry, Image, ImageConfigFile, Layer, LayerSource, OutputFormat, OutputResult, TarSettings, WriteToFdOptions,
 } from './types.js';
@@ -36,7 +36,7 @@ import type {
 export interface BuildContext {
   config: ResolvedConfig;
   bus: EventBus;
-  index: LayerIndex;
+  index: BuildCache;
   signal?: AbortSignal;
   buildId?: string;
   reason?: string;

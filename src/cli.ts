@@ -4,7 +4,7 @@
  * function; errors come back here and are mapped to exit codes in one place.
  */
 import { Command, CommanderError } from 'commander';
-import { registerCommands } from './commands/index.js';
+import { registerCommands } from './commands/register.js';
 import { ExitCode, formatError, toNixdockError } from './errors.js';
 import { VERSION } from './version.js';
 

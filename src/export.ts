@@ -13,7 +13,7 @@
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar, { type Header, type Pack } from 'tar-stream';
-import { createEntryChecker, pathComponents } from './base/safety.js';
+import { createEntryChecker, pathComponents } from './tar/safety.js';
 
 export interface ExportLayer {
   open(): Readable;

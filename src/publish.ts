@@ -12,15 +12,15 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import type { ImageSpec } from './config/types.js';
 import { NixdockError } from './errors.js';
 import type { EventBus } from './events.js';
-import type { LayerIndex } from './index/index.js';
-import { writeDockerArchive } from './output/docker-archive.js';
+import type { BuildCache } from './cache/cache.js';
+import { writeDockerArchive } from './formats/docker-archive/write.js';
 import { pushImage } from './registry/push.js';
 import type { Image, OutputResult } from './types.js';
 import { killProcessGroup } from './util/process.js';
 
 export interface PublishContext {
   /** Remembers diff_id → gzip digest, so a push skips blobs the registry has without recompressing. */
-  index: LayerIndex;
+  index: BuildCache;
   bus: EventBus;
   buildId: string;
   signal?: AbortSignal;

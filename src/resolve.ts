@@ -16,7 +16,7 @@ export interface ResolvedImage {
   localDirs: string[];
 }
 
-/** `cache` (the layer index) lets the nix store answer an unchanged closure without asking Nix. */
+/** `cache` (the build cache) lets the nix store answer an unchanged closure without asking Nix. */
 export async function resolveImage(spec: ImageSpec, store: Store, root: string, signal?: AbortSignal, cache?: ClosureCache): Promise<ResolvedImage> {
   const contentsPaths: string[] = [];
   const localDirs: string[] = [];

@@ -47,7 +47,7 @@ export interface FingerprintedPathInfo {
 }
 
 /**
- * Closures remembered between runs (the layer index implements it), for the nix store only.
+ * Closures remembered between runs (the build cache implements it), for the nix store only.
  * Sound because Nix never changes a valid path's references, size or hash; a path changes only by
  * being deleted and created again, which gives its top-level entry a new inode and ctime — the
  * fingerprint `dev:ino:ctimeNs` (mtime is useless: Nix sets it to 1).

@@ -5,8 +5,8 @@
 import { NixdockError } from '../errors.js';
 import type { FromImage } from '../config/types.js';
 import type { Digest, ImageConfigFile, LayerSource } from '../types.js';
-import { readDockerArchive } from './docker-archive.js';
-import { readOciLayout } from './oci-layout.js';
+import { readDockerArchive } from '../formats/docker-archive/read.js';
+import { readOciLayout } from '../formats/oci-layout/read.js';
 
 export interface BaseImage {
   config: ImageConfigFile;

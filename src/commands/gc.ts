@@ -1,7 +1,7 @@
 /** `nixdock gc`: remove blobs and index rows that the last N builds of each image no longer use. */
 import { Command } from 'commander';
 import { NixdockError } from '../errors.js';
-import { collectGarbage, type GcReport } from '../index/gc.js';
+import { collectGarbage, type GcReport } from '../cache/gc.js';
 import { loadProject, openIndex } from './shared.js';
 import { formatBytes } from '../reporters/console.js';
 

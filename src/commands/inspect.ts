@@ -11,7 +11,7 @@ import { extract } from 'tar-stream';
 import { readBaseImage } from '../base/read.js';
 import type { FromImage } from '../config/types.js';
 import { NixdockError } from '../errors.js';
-import type { BuildRecord } from '../index/index.js';
+import type { BuildRecord } from '../cache/history.js';
 import { formatBytes } from '../reporters/console.js';
 import type { LayerSource } from '../types.js';
 import { loadProject, openIndex, projectCacheDir, selectImages } from './shared.js';

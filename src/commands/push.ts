@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { ResolvedConfig } from '../config/types.js';
 import { NixdockError } from '../errors.js';
-import type { LayerIndex } from '../index/index.js';
-import { OciLayout } from '../output/oci-layout.js';
-import { imageFromLayout } from '../registry/layout-image.js';
+import type { BuildCache } from '../cache/cache.js';
+import { OciLayout } from '../formats/oci-layout/write.js';
+import { imageFromLayout } from '../formats/oci-layout/image.js';
 import { pushImage, type PushResult } from '../registry/push.js';
 import type { BlobPushEvent } from '../registry/types.js';
 import type { Image } from '../types.js';
@@ -61,7 +61,7 @@ export async function pushCommand(imageName: string, ref: string, opts: PushComm
 }
 
 /** A project image as built, read from its OCI layout output (`<outDir>/oci`). */
-export async function projectImage(config: ResolvedConfig, index: LayerIndex, imageName: string): Promise<Image> {
+export async function projectImage(config: ResolvedConfig, index: BuildCache, imageName: string): Promise<Image> {
   const layoutDir = join(config.outDir, 'oci');
   return imageFromLayout(layoutDir, await layoutName(layoutDir, index, imageName), config.cacheDir);
 }
@@ -70,7 +70,7 @@ export async function projectImage(config: ResolvedConfig, index: LayerIndex, im
  * NAME:TAG as given. A bare NAME means its newest build: the tag of its last successful build in
  * the index, or (the index deleted) the most recently listed NAME:* in the layout.
  */
-async function layoutName(layoutDir: string, index: LayerIndex, imageName: string): Promise<string> {
+async function layoutName(layoutDir: string, index: BuildCache, imageName: string): Promise<string> {
   if (imageName.lastIndexOf(':') > imageName.lastIndexOf('/')) return imageName;
   const tag = index.lastBuild(imageName, 'succeeded')?.tag;
   if (tag) return `${imageName}:${tag}`;

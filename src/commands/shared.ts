@@ -6,7 +6,7 @@ import type { ImageSpec, ResolvedConfig } from '../config/types.js';
 import { closest } from '../config/errors.js';
 import { loadConfig } from '../config/load.js';
 import { NixdockError } from '../errors.js';
-import { LayerIndex } from '../index/index.js';
+import { BuildCache } from '../cache/cache.js';
 import { userCacheDir } from '../util/cache-dir.js';
 
 export interface ProjectOptions {
@@ -32,8 +32,8 @@ export async function projectCacheDir(configFile: string | undefined): Promise<s
   }
 }
 
-export function openIndex(config: ResolvedConfig): LayerIndex {
-  return LayerIndex.open(config.cacheDir, { onRecovered: (message) => process.stderr.write(`warning: ${message}\n`) });
+export function openIndex(config: ResolvedConfig): BuildCache {
+  return BuildCache.open(config.cacheDir, { onRecovered: (message) => process.stderr.write(`warning: ${message}\n`) });
 }
 
 /** The named images, in the order given; no names → every image of the project. */

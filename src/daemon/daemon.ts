@@ -8,7 +8,7 @@ import { loadConfig } from '../config/load.js';
 import type { ImageSpec, ResolvedConfig } from '../config/types.js';
 import { NixdockError, toNixdockError } from '../errors.js';
 import { EventBus } from '../events.js';
-import { LayerIndex } from '../index/index.js';
+import { BuildCache } from '../cache/cache.js';
 import { VERSION } from '../version.js';
 import { PROTOCOL_VERSION, type BuildSummaryMessage, type ClientMessage, type ServerMessage } from './protocol.js';
 import { Scheduler } from './scheduler.js';
@@ -45,7 +45,7 @@ export class Daemon {
 
   private constructor(
     private config: ResolvedConfig,
-    private readonly index: LayerIndex,
+    private readonly index: BuildCache,
     private readonly options: DaemonOptions,
   ) {
     const builder = options.builder ?? buildImage;
@@ -64,7 +64,7 @@ export class Daemon {
   static async start(options: DaemonOptions): Promise<Daemon> {
     const config = withOverrides(await loadConfig({ cwd: options.cwd, configFile: options.configFile }), options);
     await assertNoLiveDaemon(config.cacheDir);
-    const index = LayerIndex.open(config.cacheDir);
+    const index = BuildCache.open(config.cacheDir);
     const daemon = new Daemon(config, index, options);
     try {
       await daemon.listen();
@@ -243,7 +243,7 @@ function changedImages(before: ResolvedConfig, after: ResolvedConfig): string[] 
 }
 
 /** The index's build record, as the protocol sends it. */
-function toMessage(record: ReturnType<LayerIndex['lastBuild']>): BuildSummaryMessage | undefined {
+function toMessage(record: ReturnType<BuildCache['lastBuild']>): BuildSummaryMessage | undefined {
   if (!record) return undefined;
   return { ...record, layers: record.layers.map(({ index, diffId, size, built, storePaths, newPaths }) => ({ index, diffId, size, built, storePaths, newPaths })) };
 }

@@ -8,7 +8,7 @@ import type { SerializedError } from '../errors.js';
 import type { BuildEvent } from '../events.js';
 import type { BuildSummaryMessage, CurrentBuild, ImageSnapshot, ImageState } from './protocol.js';
 
-/** The part of the index the daemon reads (LayerIndex satisfies it). */
+/** The part of the index the daemon reads (BuildCache satisfies it). */
 export interface HistorySource {
   lastBuild(image: string): BuildSummaryMessage | undefined;
   history(image: string | undefined, limit: number): BuildSummaryMessage[];

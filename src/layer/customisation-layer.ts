@@ -19,8 +19,8 @@ import { withTempFile, writeNewFile } from '../util/atomic.js';
 import { stageNixDb, type NixDbContents } from './nix-db.js';
 import { assertStorePath } from './store-layer.js';
 import { copyLocalDir, DIR_MODE, materialiseTree, mergeStoreRoots, removeTree, runExtraCommands, type MergedTree } from './stage-tree.js';
-import { tarBuffer, tarSize, writeTar } from './tar-writer.js';
-import { compareCodePoints, walkTree, type TarEntry, type TreeRoot } from './walk.js';
+import { tarBuffer, tarSize, writeTar } from '../tar/layer-tar.js';
+import { compareCodePoints, walkTree, type TarEntry, type TreeRoot } from '../tar/walk.js';
 
 /** Versions the byte format; part of every customisation layer key. */
 export const CUSTOMISATION_LAYER_FORMAT = 'nixdock-customisation-layer/1';

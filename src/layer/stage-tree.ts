@@ -12,7 +12,7 @@ import { chmodSync, copyFileSync, lstatSync, mkdirSync, readdirSync, readlinkSyn
 import { isAbsolute, join } from 'node:path';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { NixdockError } from '../errors.js';
-import { lstatIfExists } from './walk.js';
+import { lstatIfExists } from '../tar/walk.js';
 
 /** Directories the merge creates: what symlinkJoin's builder makes under Nix's umask 022. */
 export const DIR_MODE = 0o755;

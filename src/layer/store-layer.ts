@@ -6,8 +6,8 @@ import { createHash } from 'node:crypto';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { NixdockError } from '../errors.js';
 import type { LayerSource, TarSettings } from '../types.js';
-import { TarStream, tarSize, writeTar, type TarPlan } from './tar-writer.js';
-import { walkTree, type TarEntry, type TreeRoot } from './walk.js';
+import { TarStream, tarSize, writeTar, type TarPlan } from '../tar/layer-tar.js';
+import { walkTree, type TarEntry, type TreeRoot } from '../tar/walk.js';
 
 /** Versions the byte format; part of every store layer key, so a format change invalidates cached layers. */
 export const STORE_LAYER_FORMAT = 'nixdock-store-layer/1';

@@ -11,7 +11,7 @@ import { RegistryClient } from './client.js';
 import { MediaType } from '../image/manifest.js';
 import { sha256 } from '../digest.js';
 import { hostPlatform, selectPlatform } from './platform.js';
-import { PulledLayout } from './pulled-layout.js';
+import { PulledLayout } from '../formats/oci-layout/pulled.js';
 import { formatTarget, registryTarget } from './target.js';
 import type { AuthOptions } from './types.js';
 

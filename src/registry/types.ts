@@ -5,7 +5,7 @@
 import type { Readable } from 'node:stream';
 import type { Codec, CompressedBlob, Digest, LayerSource } from '../types.js';
 
-/** What push needs from the layer index: remember diff_id → compressed digest/size per codec. */
+/** What push needs from the build cache: remember diff_id → compressed digest/size per codec. */
 export interface CompressedDigestCache {
   getCompressed(diffId: Digest, codec: Codec): CompressedBlob | undefined;
   putCompressed(diffId: Digest, blob: CompressedBlob): void;

@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import tar from 'tar-stream';
 import { readBaseImage } from '../../src/base/read.js';
-import { checkLayerSafety } from '../../src/base/safety.js';
+import { checkLayerSafety } from '../../src/tar/safety.js';
 import { NixdockError } from '../../src/errors.js';
 import { exportImage } from '../../src/export.js';
 import { missingTools } from '../helpers/tools.js';

@@ -35,7 +35,7 @@ function sha256(bytes: Buffer): string {
 
 test('the bundled bin streams the same bytes as the source, through its tar worker, from a TS config', { skip: missingTools([NIX]) }, (t) => {
   const bin = buildBundle(tempDir(t, 'nixdock-bundle-'));
-  // The edge tree is over 8 MiB: its layer is tarred by a worker thread, which the bundle must locate in dist/layer/.
+  // The edge tree is over 8 MiB: its layer is tarred by a worker thread, which the bundle must locate in dist/tar/.
   const { tree } = edgePaths();
   const config = `import { defineConfig } from 'nixdock';\nexport default defineConfig({ store: 'nix', images: [{ name: 'bb', contents: [${JSON.stringify(tree)}] }] });\n`;
   const bundled = tempProject(t, { 'nixdock.config.ts': config });

@@ -13,7 +13,8 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
-import { blobPath, LayerIndex, liveDigestsOfLayout } from '../../src/index/index.js';
+import { BuildCache } from '../../src/cache/cache.js';
+import { blobPath, liveDigestsOfLayout } from '../../src/formats/oci-layout/blobs.js';
 import { exited, runCli, until, type Project } from '../daemon/helpers.js';
 import { missingTools } from '../helpers/tools.js';
 import { bigApp, build, makeProject, misnamedBlobs, tempFiles } from './helpers.js';
@@ -69,7 +70,7 @@ async function buildKilledWhen(project: Project, ready: (stderr: string, pid: nu
 }
 
 function assertIndexIntact(cacheDir: string): void {
-  const index = LayerIndex.open(cacheDir, { onRecovered: (message) => assert.fail(`the index had to be recovered: ${message}`) });
+  const index = BuildCache.open(cacheDir, { onRecovered: (message) => assert.fail(`the index had to be recovered: ${message}`) });
   index.close();
   const db = new Database(join(cacheDir, 'index.sqlite'), { readonly: true });
   try {
@@ -115,7 +116,7 @@ test('a build killed at any point leaves the index, the blobs and the previous o
   execFileSync('umoci', ['unpack', '--image', `${join(out, 'oci')}:${v2!.tag}`, bundle], { stdio: 'pipe' });
   assert.ok(existsSync(join(bundle, 'rootfs', v2!.layers[0]!.storePaths[0]!.slice(1), 'blob')));
 
-  const index = LayerIndex.open(cacheDir);
+  const index = BuildCache.open(cacheDir);
   t.after(() => index.close());
   const statuses = index.history('big', 10).map((b) => b.status);
   assert.deepEqual(statuses, ['succeeded', 'failed', 'failed', 'failed', 'failed', 'succeeded']);

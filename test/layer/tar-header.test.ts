@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { describe, test } from 'node:test';
-import { BLOCK_SIZE, HeaderTemplate, trailerSize, type HeaderFields } from '../../src/layer/tar-header.js';
+import { BLOCK_SIZE, HeaderTemplate, trailerSize, type HeaderFields } from '../../src/tar/header.js';
 import type { TarSettings } from '../../src/types.js';
 import { missingTools } from '../helpers/tools.js';
 

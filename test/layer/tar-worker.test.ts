@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { hashLayer } from '../../src/layer/hash.js';
 import { storeLayerSource } from '../../src/layer/store-layer.js';
-import { liveTarWorkers } from '../../src/layer/tar-worker-pool.js';
+import { liveTarWorkers } from '../../src/tar/worker-pool.js';
 import type { TarSettings } from '../../src/types.js';
 import { missingTools } from '../helpers/tools.js';
 import { edgePaths, readAll, sha256, tempDir } from './fixtures.js';
@@ -103,7 +103,7 @@ describe('store layer bytes come from a worker thread', { skip: NEEDS }, () => {
     const tsc = join(REPO, 'node_modules/typescript/bin/tsc');
     const options = ['--outDir', out.path, '--rootDir', join(REPO, 'src'), '--module', 'nodenext', '--target', 'es2022', '--skipLibCheck'];
     // The worker module is loaded by URL, not imported, so it is named as a root (tsconfig's `include` covers all of src/).
-    const roots = ['src/layer/store-layer.ts', 'src/layer/tar-worker.ts'].map((file) => join(REPO, file));
+    const roots = ['src/layer/store-layer.ts', 'src/tar/worker.ts'].map((file) => join(REPO, file));
     execFileSync(process.execPath, [tsc, ...options, ...roots], { stdio: 'pipe' });
     writeFileSync(join(out.path, 'package.json'), '{"type":"module"}');
     writeFileSync(join(out.path, 'hash-layer.js'), `

@@ -4,7 +4,7 @@
  *   archive-child.ts blocking|no-blocking-switch FILE…
  * `no-blocking-switch` hides libuv's blocking-write switch, so the non-blocking pipe path runs.
  */
-import { writeDockerArchive } from '../../src/output/docker-archive.js';
+import { writeDockerArchive } from '../../src/formats/docker-archive/write.js';
 import { archiveLayers, childImage } from './archive-fixtures.js';
 
 const [mode, ...files] = process.argv.slice(2);

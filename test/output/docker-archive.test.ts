@@ -5,7 +5,7 @@ import { PassThrough, Writable } from 'node:stream';
 import { test } from 'node:test';
 import tar from 'tar-stream';
 import type { NixdockError } from '../../src/errors.js';
-import { streamDockerArchive, writeDockerArchive, writeDockerArchiveFile } from '../../src/output/docker-archive.js';
+import { streamDockerArchive, writeDockerArchive, writeDockerArchiveFile } from '../../src/formats/docker-archive/write.js';
 import type { Image, Layer } from '../../src/types.js';
 import { missingTools } from '../helpers/tools.js';
 import { RUN_FLAGS, assemble, failingSource, helloImage, podman, skopeoConfig, skopeoInspect, tempDir } from './fixtures.js';

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { NixdockError } from '../../src/errors.js';
 import { MediaType } from '../../src/image/manifest.js';
-import { OciLayout } from '../../src/output/oci-layout.js';
+import { OciLayout } from '../../src/formats/oci-layout/write.js';
 import type { Codec, Image } from '../../src/types.js';
 import { missingTools } from '../helpers/tools.js';
 import { assemble, failingSource, fileLayerSource, helloImage, skopeoInspect, skopeoManifest, tempDir } from './fixtures.js';

@@ -11,7 +11,7 @@ import { PassThrough } from 'node:stream';
 import { test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { NixdockError } from '../../src/errors.js';
-import { writeDockerArchive, writeDockerArchiveFile } from '../../src/output/docker-archive.js';
+import { writeDockerArchive, writeDockerArchiveFile } from '../../src/formats/docker-archive/write.js';
 import { missingTools } from '../helpers/tools.js';
 import { archiveLayers, childImage } from './archive-fixtures.js';
 import { helloClosure, tarLayerSource, tempDir } from './fixtures.js';

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { planLayers, popularityOrder } from '../../src/plan/index.js';
+import { planLayers } from '../../src/plan/plan.js';
+import { popularityOrder } from '../../src/plan/popularity.js';
 import { closureGraph } from '../../src/plan/graph.js';
 import { makeClosure, nameOf, shuffled } from './closures.js';
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { planLayers } from '../../src/plan/index.js';
+import { planLayers } from '../../src/plan/plan.js';
 import type { Closure, LayerGroup } from '../../src/types.js';
 import { changedLayers, makeClosure, nameOf, rebuild, shuffled, type Node } from './closures.js';
 

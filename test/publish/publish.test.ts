@@ -14,7 +14,7 @@ import { loadConfig } from '../../src/config/load.js';
 import type { ImageSpec } from '../../src/config/types.js';
 import { NixdockError } from '../../src/errors.js';
 import { EventBus, type BuildEvent } from '../../src/events.js';
-import { LayerIndex } from '../../src/index/index.js';
+import { BuildCache } from '../../src/cache/cache.js';
 import { publish } from '../../src/publish.js';
 import type { Image } from '../../src/types.js';
 import { helloApp } from '../helpers/nix.js';
@@ -40,7 +40,7 @@ describe('publish: push and load after a build', { skip }, () => {
   let project: string;
   let spec: ImageSpec;
   let image: Image;
-  let index: LayerIndex;
+  let index: BuildCache;
   before(async () => {
     registry = await startRegistry();
     project = mkdtempSync(join(tmpdir(), 'nixdock-publish-'));
@@ -50,7 +50,7 @@ describe('publish: push and load after a build', { skip }, () => {
     nixdockJson(project, ['build']);
     const config = await loadConfig({ cwd: project });
     spec = config.images[0]!;
-    index = LayerIndex.open(config.cacheDir);
+    index = BuildCache.open(config.cacheDir);
     image = await projectImage(config, index, 'app');
   });
   after(async () => {

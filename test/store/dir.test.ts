@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { NixdockError } from '../../src/errors.js';
 import { DirStore } from '../../src/store/dir.js';
-import { openStore } from '../../src/store/index.js';
+import { openStore } from '../../src/store/open.js';
 import { NixStore } from '../../src/store/nix.js';
 import type { Closure } from '../../src/types.js';
 import { NIX_ENV, drv, helloApp, nixBuild } from '../helpers/nix.js';

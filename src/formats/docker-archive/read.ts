@@ -1,0 +1,118 @@
+/**
+ * Base images from docker-archive tarballs: `docker save` (legacy `<id>/layer.tar` layout and the
+ * Docker 25+ hybrid with `blobs/sha256/…`), skopeo's `docker-archive:`, and dockerTools'
+ * buildImage/buildLayeredImage results — all described by `manifest.json`, gzip-compressed or not.
+ *
+ * An uncompressed archive is indexed once (member → offset, headers only) and layers are read in
+ * place: no copy of a possibly large file. A compressed one cannot be seeked, so it is
+ * decompressed once into the cache, keyed by the archive's sha256, and then served the same way.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { access, mkdir, open } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { NixdockError } from '../../errors.js';
+import { withTempFile } from '../../util/atomic.js';
+import { decompressor, sniffCompression, SNIFF_BYTES, type Compression } from '../decompress.js';
+import { invalidBase, parseImageConfig, parseJson } from '../image-json.js';
+import { BaseLayer } from '../stored-layer.js';
+import type { BaseImage } from '../../base/read.js';
+import { readTarMembers, openMember, readMember, resolveMember, type TarMembers, type TarMember } from '../../tar/members.js';
+
+interface ArchiveManifestEntry {
+  Config: string;
+  Layers: string[];
+  RepoTags?: string[] | null;
+}
+
+export async function readDockerArchive(path: string, cacheDir: string): Promise<BaseImage> {
+  const description = `docker-archive:${path}`;
+  const tarPath = await uncompressedArchive(path, cacheDir);
+  const index = await readTarMembers(tarPath);
+  const entry = await readArchiveManifest(tarPath, index, description);
+  const configMember = requireMember(index, entry.Config, description, 'Config');
+  const config = parseImageConfig(await readMember(tarPath, configMember), `${description} (${entry.Config})`, entry.Layers.length);
+  const layers = await Promise.all(
+    entry.Layers.map(async (name, i) => {
+      const member = requireMember(index, name, description, `Layers[${i}]`);
+      const compression = await sniffMember(tarPath, member);
+      return new BaseLayer({
+        diffId: config.rootfs.diff_ids[i]!,
+        description: `layer ${i + 1}/${entry.Layers.length} (${name}) of ${description}`,
+        openBlob: () => openMember(tarPath, member),
+        ...(compression === 'none' && { uncompressedSize: member.size }),
+        sizeCacheDir: join(cacheDir, 'base', 'sizes'),
+      });
+    }),
+  );
+  return { config, layers, description };
+}
+
+/** The archive itself when it is a plain tar; otherwise its decompressed copy in the cache. */
+async function uncompressedArchive(path: string, cacheDir: string): Promise<string> {
+  const compression = await sniffFile(path);
+  if (compression === 'none') return path;
+  const key = await sha256File(path);
+  const cached = join(cacheDir, 'base', 'archives', `${key}.tar`);
+  if (await exists(cached)) return cached;
+  await mkdir(join(cacheDir, 'base', 'archives'), { recursive: true });
+  await withTempFile(cached, (tmp) => pipeline(createReadStream(path), decompressor(compression), createWriteStream(tmp)));
+  return cached;
+}
+
+async function readArchiveManifest(tarPath: string, index: TarMembers, description: string): Promise<ArchiveManifestEntry> {
+  const member = index.get('manifest.json');
+  if (!member) {
+    throw invalidBase(description, 'manifest.json', 'no manifest.json in the archive', 'a docker-archive with manifest.json (docker ≥ 1.10, skopeo, dockerTools)');
+  }
+  const manifest = parseJson(await readMember(tarPath, member), `${description} (manifest.json)`);
+  // Like dockerTools' fromImage, a multi-image archive contributes its first image.
+  const first = Array.isArray(manifest) ? (manifest[0] as Partial<ArchiveManifestEntry> | undefined) : undefined;
+  if (!first || typeof first.Config !== 'string' || !Array.isArray(first.Layers) || !first.Layers.every((l) => typeof l === 'string')) {
+    throw invalidBase(description, 'manifest.json', JSON.stringify(manifest)?.slice(0, 200), '[{"Config": "<file>", "Layers": ["<file>", …]}]');
+  }
+  return first as ArchiveManifestEntry;
+}
+
+function requireMember(index: TarMembers, name: string, description: string, field: string): TarMember {
+  const member = resolveMember(index, name);
+  if (!member) throw invalidBase(description, `manifest.json ${field}`, `${name} (missing from the archive)`, 'a file inside the archive');
+  return member;
+}
+
+async function sniffMember(tarPath: string, member: TarMember): Promise<Compression> {
+  return sniffCompression(await readMember(tarPath, { ...member, size: Math.min(member.size, SNIFF_BYTES) }));
+}
+
+async function sniffFile(path: string): Promise<Compression> {
+  const file = await open(path, 'r').catch((err: NodeJS.ErrnoException) => {
+    throw new NixdockError('INPUT_INVALID', `Cannot read the base image ${path}`, {
+      location: { file: path },
+      found: err.code,
+      expected: 'a readable docker-archive tarball',
+      hint: 'Check the fromImage path (relative paths are resolved from the project root).',
+      cause: err,
+    });
+  });
+  try {
+    const head = Buffer.alloc(SNIFF_BYTES);
+    const { bytesRead } = await file.read(head, 0, SNIFF_BYTES, 0);
+    return sniffCompression(head.subarray(0, bytesRead));
+  } finally {
+    await file.close();
+  }
+}
+
+async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}

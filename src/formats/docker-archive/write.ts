@@ -1,0 +1,182 @@
+/**
+ * docker-archive outputs (what `docker load` / `podman load` read).
+ *
+ * Warm (every layer digest known): the hybrid Docker 25+ `docker save` writes — an OCI layout
+ * (`oci-layout`, `index.json`, `blobs/sha256/…`) plus `manifest.json` pointing into `blobs/`, so
+ * old and new loaders both accept it. Cold (some digest unknown): a single pass that names layers
+ * `layers/000.tar`, hashes them while streaming, and writes config and manifest.json last.
+ */
+import { open } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { Writable } from 'node:stream';
+import { NixdockError } from '../../errors.js';
+import { INDEX_SHAPE, canonicalJson } from '../../image/canonical.js';
+import { MediaType, ociManifest } from '../../image/manifest.js';
+import type { Digest, Image, Layer, LayerSource, OutputResult } from '../../types.js';
+import { removeAbandonedTemps, withTempFile } from '../../util/atomic.js';
+import { digestHex } from '../../digest.js';
+import { assertExpected, CheckedDigestStream } from '../../output/digest.js';
+import { ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME } from '../oci-layout/write.js';
+import { TarWriter } from '../../tar/archive-writer.js';
+
+/** One entry of manifest.json (Docker's legacy loader format). */
+interface ArchiveManifestEntry {
+  Config: string;
+  RepoTags: string[];
+  Layers: string[];
+}
+
+const MANIFEST_JSON_SHAPE = { items: { keys: ['Config', 'RepoTags', 'Layers'] } };
+const LAYOUT_FILE = Buffer.from('{"imageLayoutVersion":"1.0.0"}');
+
+const blobName = (digest: Digest): string => `blobs/sha256/${digestHex(digest)}`;
+
+/**
+ * Writes the hybrid archive. Layer bytes come from layer.source.open() and are verified against
+ * the diffId while written; on a mismatch the stream fails before the entry completes.
+ */
+export async function writeDockerArchive(images: Image[], out: Writable, signal?: AbortSignal): Promise<void> {
+  await writeHybrid(images, TarWriter.into(out, signal));
+}
+
+async function writeHybrid(images: Image[], writer: TarWriter): Promise<void> {
+  if (images.length === 0) throw new NixdockError('INTERNAL', 'writeDockerArchive needs at least one image');
+  await writer.run(async (tar) => {
+    await tar.directory('blobs/');
+    await tar.directory('blobs/sha256/');
+    await tar.file('oci-layout', LAYOUT_FILE);
+    const written = new Set<Digest>();
+    const writeOnce = async (digest: Digest, write: () => Promise<void>): Promise<void> => {
+      if (written.has(digest)) return;
+      written.add(digest);
+      await write();
+    };
+    const manifests = [];
+    for (const image of images) {
+      for (const [index, layer] of image.layers.entries()) {
+        await writeOnce(layer.diffId, () => streamKnownLayer(tar, blobName(layer.diffId), layer, index));
+      }
+      await writeOnce(image.configDigest, () => tar.file(blobName(image.configDigest), image.configBytes));
+      const manifest = ociManifest(image, 'none');
+      await writeOnce(manifest.digest, () => tar.file(blobName(manifest.digest), manifest.bytes));
+      manifests.push({ ...manifest.descriptor, annotations: refAnnotations(image) });
+    }
+    await tar.file('index.json', Buffer.from(canonicalJson({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests }, INDEX_SHAPE)));
+    const entries = images.map((image) => archiveEntry(image, blobName(image.configDigest), image.layers.map((l) => blobName(l.diffId))));
+    await tar.file('manifest.json', manifestJson(entries));
+  });
+}
+
+/** The hybrid archive as a file, replaced atomically (a failed write keeps the previous file). */
+export async function writeDockerArchiveFile(images: Image[], path: string, signal?: AbortSignal): Promise<OutputResult> {
+  await removeAbandonedTemps(dirname(path));
+  await withTempFile(path, async (tmp) => {
+    const file = await open(tmp, 'wx', 0o644);
+    try {
+      await writeHybrid(images, TarWriter.intoFile(file.fd, signal));
+    } finally {
+      await file.close();
+    }
+  });
+  return { format: 'docker-archive', path, manifestDigest: ociManifest(images[0]!, 'none').digest };
+}
+
+export interface StreamArchiveOptions {
+  /** Layers in image order: known ones (Layer) or ones still to be hashed (LayerSource). */
+  layers: Array<Layer | LayerSource>;
+  /** Builds the image once every diff_id is known. */
+  assemble: (layers: Layer[]) => Image;
+  out: Writable;
+  signal?: AbortSignal;
+  /** Called as each layer finishes streaming (or at once, for known layers in the warm form). */
+  onLayer?: (layer: Layer, index: number) => void;
+}
+
+/**
+ * A docker-archive in one pass, for `nixdock stream`. Cold layers go out as `layers/NNN.tar` with
+ * their exact size() in the header, hashed on the way; the config (built by `assemble` from the
+ * now-known diff_ids) and manifest.json come last. All layers known → the hybrid form instead.
+ */
+export async function streamDockerArchive(opts: StreamArchiveOptions): Promise<Image> {
+  const known = opts.layers.filter(isLayer);
+  if (known.length === opts.layers.length) {
+    known.forEach((layer, index) => opts.onLayer?.(layer, index));
+    const image = opts.assemble(known);
+    await writeDockerArchive([image], opts.out, opts.signal);
+    return image;
+  }
+  return TarWriter.into(opts.out, opts.signal).run(async (tar) => {
+    await tar.directory('layers/');
+    const layers: Layer[] = [];
+    const planning = new AbortController();
+    void planAhead(opts.layers, planning.signal);
+    try {
+      for (const [index, item] of opts.layers.entries()) {
+        const name = `layers/${String(index).padStart(3, '0')}.tar`;
+        const layer = isLayer(item) ? (await streamKnownLayer(tar, name, item, index), item) : await streamColdLayer(tar, name, item, opts.signal);
+        layers.push(layer);
+        opts.onLayer?.(layer, index);
+      }
+    } finally {
+      planning.abort();
+    }
+    const image = opts.assemble(layers);
+    const configName = `${digestHex(image.configDigest)}.json`;
+    await tar.file(configName, image.configBytes);
+    await tar.file('manifest.json', manifestJson([archiveEntry(image, configName, layers.map((_, i) => `layers/${String(i).padStart(3, '0')}.tar`))]));
+    return image;
+  });
+}
+
+function isLayer(item: Layer | LayerSource): item is Layer {
+  return 'source' in item;
+}
+
+async function streamKnownLayer(tar: TarWriter, name: string, layer: Layer, index: number): Promise<void> {
+  const what = `Layer ${index} (${layer.source.description})`;
+  // A file of known-good bytes needs no hashing, so it can skip the stream machinery too.
+  if (layer.verifiedBytes && layer.source.tarFile !== undefined) return tar.copyFile(name, layer.size, layer.source.tarFile, what);
+  const verify = new CheckedDigestStream({ digest: layer.diffId, size: layer.size, what, trusted: layer.verifiedBytes });
+  await tar.stream(name, layer.size, layer.source.open(), verify);
+}
+
+/**
+ * Plans the cold layers in order (their lstat walks, behind size()) while earlier ones are being
+ * written by their worker, so the output rarely waits for a walk; stops when the archive ends. A
+ * failure is left for the layer's own size() call to report (a failed walk is retried there).
+ */
+async function planAhead(layers: Array<Layer | LayerSource>, stop: AbortSignal): Promise<void> {
+  for (const layer of layers) {
+    if (stop.aborted) return;
+    if (!isLayer(layer)) await layer.size().catch(() => undefined);
+  }
+}
+
+async function streamColdLayer(tar: TarWriter, name: string, source: LayerSource, signal?: AbortSignal): Promise<Layer> {
+  const size = await source.size();
+  const expected = { digest: source.diffId, size, what: `Layer ${source.description}` };
+  const writeToFd = source.writeToFd;
+  // The fast path: the source's worker writes and hashes the body straight into the output. A
+  // wrong digest fails the archive before its config and manifest.json, so no consumer gets a
+  // complete-looking image.
+  const written = writeToFd && (await tar.bodyFromFd(name, size, (fd) => writeToFd(fd, { signal })));
+  if (written !== undefined) {
+    assertExpected(expected, size, written);
+    return { source, diffId: written, size, built: true, compressed: {} };
+  }
+  const hash = new CheckedDigestStream(expected);
+  await tar.stream(name, size, source.open(), hash);
+  return { source, diffId: hash.digest(), size, built: true, compressed: {} };
+}
+
+function refAnnotations(image: Image): Record<string, string> {
+  return { [ANNOTATION_IMAGE_NAME]: `${image.name}:${image.tag}`, [ANNOTATION_REF_NAME]: image.tag };
+}
+
+function archiveEntry(image: Image, config: string, layers: string[]): ArchiveManifestEntry {
+  return { Config: config, RepoTags: [`${image.name}:${image.tag}`], Layers: layers };
+}
+
+function manifestJson(entries: ArchiveManifestEntry[]): Buffer {
+  return Buffer.from(canonicalJson(entries, MANIFEST_JSON_SHAPE));
+}
