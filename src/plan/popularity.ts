@@ -9,7 +9,10 @@
  *    highest. Scores grow like the number of chains, so they are BigInts (Python's ints are exact).
  * 3. Order by score, highest first; ties by "package name": the path split at '-', the first part
  *    (store dir + hash) moved to the end, so equal names order by hash last.
- * 4. The first (budget − 1) paths get a layer each; the rest share one bulk layer.
+ * 4. The first (budget − 1) paths get a layer each; the rest share one bulk layer, in the same
+ *    popularity order (nixpkgs' jq split and flattenReferencesGraph's limit_layers both keep it,
+ *    and stream_layered_image.py writes a layer's paths in the order given, so the order is part of
+ *    the layer's bytes and diff_id).
  *
  * Memory is one score map per path (its descendants): quadratic in the closure size, fine for the
  * hundreds-to-low-thousands of paths real images have.
@@ -67,6 +70,5 @@ export function planPopularity(graph: ClosureGraph, budget: number): LayerGroup[
   const ordered = popularityOrder(graph);
   if (ordered.length <= budget) return ordered.map((path) => ({ paths: [path], reason: 'popular' }));
   const singles = ordered.slice(0, budget - 1).map((path) => ({ paths: [path], reason: 'popular' }));
-  const bulk = ordered.slice(budget - 1).sort(compareStrings);
-  return [...singles, { paths: bulk, reason: 'bulk' }];
+  return [...singles, { paths: ordered.slice(budget - 1), reason: 'bulk' }];
 }
