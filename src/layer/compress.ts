@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import { Duplex } from 'node:stream';
 import { NixdockError } from '../errors.js';
-import { gzipDeterministic } from './hash.js';
+import { gzipDeterministic } from './gzip.js';
 import type { Codec } from '../types.js';
 
 /** Fixed: changing it changes every zstd digest. */

@@ -8,7 +8,7 @@ import { NixdockError } from '../errors.js';
 import type { Codec, CompressedBlob, Digest, Image, Layer } from '../types.js';
 import { bufferBody, fileBody, RegistryClient, type BlobBody } from './client.js';
 import { MediaType, ociManifest } from '../image/manifest.js';
-import { gzipDeterministic } from '../layer/hash.js';
+import { gzipDeterministic } from '../layer/gzip.js';
 import { spool, type SpooledBlob } from './spool.js';
 import { formatTarget, registryTarget } from './target.js';
 import { hasCompressedBytes, type AuthOptions, type BlobAction, type BlobKind, type BlobPushEvent, type CompressedDigestCache } from './types.js';
