@@ -26,7 +26,7 @@ export interface BenchContext {
 /** Runs a shell pipeline; reports wall time and the largest RSS any `timed` process of it had. */
 export function measure(shell: string, cwd: string): Measured {
   const started = process.hrtime.bigint();
-  const result = spawnSync('bash', ['-o', 'pipefail', '-c', shell], { cwd, encoding: 'utf8', maxBuffer: 1 << 26, env: { ...process.env, NIX_CONFIG: 'substituters =' } });
+  const result = spawnSync('bash', ['-o', 'pipefail', '-c', shell], { cwd, encoding: 'utf8', maxBuffer: 1 << 26, env: { ...process.env, NIX_CONFIG: 'substituters =\nbuild-users-group =\nsandbox = false' } });
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   if (result.status !== 0) throw new Error(`bench step failed: ${shell}\n${result.stderr}`);
   const rss = [...result.stderr.matchAll(/^RSS_KB=(\d+)$/gm)].map((m) => Number(m[1]));

@@ -83,7 +83,7 @@ export function buildSynthetic(opts: SyntheticOptions = DEFAULT_SYNTHETIC): stri
   const dir = mkdtempSync(join(tmpdir(), 'nixdock-bench-'));
   const file = join(dir, 'synthetic.nix');
   writeFileSync(file, syntheticExpression(opts));
-  const env = { ...process.env, NIX_CONFIG: 'substituters =' };
+  const env = { ...process.env, NIX_CONFIG: 'substituters =\nbuild-users-group =\nsandbox = false' };
   return execFileSync('nix-build', [file, '--no-out-link', '--cores', '2', '-j', '2'], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
 }
 

@@ -40,7 +40,7 @@ export async function watchBench(ctx: BenchContext): Promise<void> {
   writeProject(ctx.project, ctx.app);
   const daemon = spawn(process.execPath, [CLI, 'watch', '--port', '0'], {
     cwd: ctx.project,
-    env: { ...process.env, NIX_CONFIG: 'substituters =' },
+    env: { ...process.env, NIX_CONFIG: 'substituters =\nbuild-users-group =\nsandbox = false' },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';

@@ -7,9 +7,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+/**
+ * Single-user Nix as Debian's nix-bin installs it: no nixbld group (Nix run as root asks for one
+ * unless build-users-group is empty) and no sandbox (the raw derivations use the host's /bin/sh).
+ */
 export const NIX_ENV = {
   ...process.env,
-  NIX_CONFIG: 'substituters =\nexperimental-features = nix-command flakes',
+  NIX_CONFIG: 'substituters =\nbuild-users-group =\nsandbox = false\nexperimental-features = nix-command flakes',
 };
 
 /** Builds a Nix expression (file contents) and returns its output paths. */
