@@ -30,7 +30,7 @@ import { readBaseImage } from './base/read.js';
 import { mergeBaseConfig } from './base/merge.js';
 import { openStore } from './store/open.js';
 import type {
-  Codec, ContainerConfig, Digest, HistoryEntry, Image, ImageConfigFile, Layer, LayerSource, OutputFormat, OutputResult, TarSettings, WriteToFdOptions,
+  Closure, Codec, ContainerConfig, Digest, HistoryEntry, Image, ImageConfigFile, Layer, LayerSource, OutputFormat, OutputResult, Store, TarSettings, WriteToFdOptions,
 } from './types.js';
 
 export interface BuildContext {
@@ -167,12 +167,8 @@ export async function planImage(spec: ImageSpec, ctx: BuildContext, run?: BuildR
       hint: 'Raise maxLayers (up to 127) or use a base image with fewer layers.',
     });
   }
-  const groups = planLayers(resolved.closure, { strategy: spec.layering, budget: Math.max(storeBudget, 1) });
   const settings = tarSettings(spec);
   const physicalPath = (p: string) => store.physicalPath(p);
-  const storeSources = groups.map((group) =>
-    storeLayerSource({ paths: group.paths, settings, storeDir: store.storeDir, physicalPath }),
-  );
   const customisation = await customisationLayerSource({
     storeRoots: resolved.contentsPaths,
     localDirs: resolved.localDirs,
@@ -184,7 +180,16 @@ export async function planImage(spec: ImageSpec, ctx: BuildContext, run?: BuildR
     narHashOf: (path) => resolved.closure.paths.get(path)?.narHash,
     tmpDir: join(ctx.config.cacheDir, 'tmp'),
   });
-  run?.emitPlanned(resolved.closure, storeSources.length + baseLayers.length + 1);
+  // What extraCommands wrote may name store paths outside the closure: Nix would add their closure.
+  const closure = await withReferences(resolved.closure, customisation.references, spec, store, ctx).catch(async (err) => {
+    await customisation.dispose();
+    throw err;
+  });
+  const groups = planLayers(closure, { strategy: spec.layering, budget: Math.max(storeBudget, 1) });
+  const storeSources = groups.map((group) =>
+    storeLayerSource({ paths: group.paths, settings, storeDir: store.storeDir, physicalPath }),
+  );
+  run?.emitPlanned(closure, storeSources.length + baseLayers.length + 1);
   return {
     name: spec.name,
     tag: spec.tag,
@@ -197,6 +202,14 @@ export async function planImage(spec: ImageSpec, ctx: BuildContext, run?: BuildR
     codec: spec.compression,
     dispose: () => customisation.dispose(),
   };
+}
+
+/** The closure grown by the customisation layer's references (their own closures included), when it lacks any. */
+async function withReferences(closure: Closure, references: readonly string[], spec: ImageSpec, store: Store, ctx: BuildContext): Promise<Closure> {
+  if (!spec.includeStorePaths || references.every((path) => closure.paths.has(path))) return closure;
+  const grown = await store.closure([...new Set([...closure.roots, ...references])].sort(), ctx.signal, ctx.index);
+  ctx.index.recordStorePaths([...grown.paths.values()], grown.fingerprints);
+  return grown;
 }
 
 async function planNixpkgsImage(spec: ImageSpec, ctx: BuildContext): Promise<ImagePlan> {

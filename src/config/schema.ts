@@ -200,7 +200,7 @@ export const imageSpecSchema = z
     gname: z.string().min(1).optional().describe('Owner group name of store layer entries. Default "root"'),
     architecture: z.enum(ARCHITECTURES).optional().describe('OCI architecture. Default: the host\'s'),
     variant: z.string().optional().describe('OCI architecture variant: v8 for arm64 (default), v5/v6/v7 for arm (default v7), v1..v4 for amd64'),
-    extraCommands: z.string().optional().describe('Shell commands run with /bin/sh in the customisation tree before it is packed'),
+    extraCommands: z.string().optional().describe('dockerTools extraCommands: bash (set -euo pipefail) run in the customisation tree (cwd /build/root) before it is packed, in a bubblewrap sandbox: store read-only, nothing outside the tree writable, a builder\'s clean environment. Store paths it writes into the tree join the closure'),
     includeStorePaths: z.boolean().optional().describe('Put the store paths into the image. Default true; false keeps only the customisation layer'),
     includeNixDB: z.boolean().optional().describe('Add a Nix database registering the closure. Default false'),
     fromImage: fromImageSchema.optional(),

@@ -11,16 +11,18 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { NixdockError } from '../errors.js';
 import type { Digest, LayerSource, TarSettings } from '../types.js';
 import { withTempFile, writeNewFile } from '../util/atomic.js';
 import { stageNixDb, type NixDbContents } from './nix-db.js';
 import { assertStorePath } from './store-layer.js';
-import { copyLocalDir, DIR_MODE, materialiseTree, mergeStoreRoots, removeTree, runExtraCommands, type MergedTree } from './stage-tree.js';
+import { scanStoreReferences } from './references.js';
+import { runSandboxed } from './sandbox.js';
+import { copyLocalDir, DIR_MODE, materialiseTree, mergeStoreRoots, removeTree, type MergedTree } from './stage-tree.js';
 import { tarBuffer, tarSize, writeTar } from '../tar/layer-tar.js';
-import { compareCodePoints, walkTree, type TarEntry, type TreeRoot } from '../tar/walk.js';
+import { compareCodePoints, lstatIfExists, walkTree, type TarEntry, type TreeRoot } from '../tar/walk.js';
 
 /** Versions the byte format; part of every customisation layer key. */
 export const CUSTOMISATION_LAYER_FORMAT = 'nixdock-customisation-layer/1';
@@ -32,7 +34,7 @@ export interface CustomisationLayerOptions {
   localDirs: string[];
   /** dockerTools' includeNixDB: a Nix database registering these paths, staged before extraCommands runs. */
   nixDb?: NixDbContents;
-  /** Run with /bin/sh -c in the merged tree (cwd = tree root) before packing. */
+  /** Run as a Nix builder would (./sandbox.ts) in the merged tree before packing. */
   extraCommands?: string;
   /**
    * Only mtime is used (also as the Nix database's registration time): entries are owned by root
@@ -56,6 +58,8 @@ export interface CustomisationLayerOptions {
  */
 export interface CustomisationLayerSource extends LayerSource {
   readonly kind: 'customisation';
+  /** Store paths the packed tree refers to (its symlinks and file contents), sorted: their closure belongs in the image. */
+  readonly references: readonly string[];
   dispose(): Promise<void>;
 }
 
@@ -87,6 +91,7 @@ function lazySource(opts: CustomisationLayerOptions): CustomisationLayerSource {
   return {
     kind: 'customisation',
     key: storeOnlyKey(opts),
+    references: opts.storeRoots,
     storePaths: [],
     description: describe(opts),
     size: async () => pack().length,
@@ -136,11 +141,15 @@ function storeOnlyKey(opts: CustomisationLayerOptions): string {
 }
 
 /** A packed tar in its private temp dir. */
-interface Packed {
+interface Packed extends PackedTar {
   workDir: string;
   tarPath: string;
+}
+
+interface PackedTar {
   diffId: Digest;
   size: number;
+  references: string[];
 }
 
 async function packInTemp(opts: CustomisationLayerOptions): Promise<Packed> {
@@ -155,7 +164,7 @@ async function packInTemp(opts: CustomisationLayerOptions): Promise<Packed> {
   }
 }
 
-async function stageAndPack(opts: CustomisationLayerOptions, workDir: string, tarPath: string): Promise<{ diffId: Digest; size: number }> {
+async function stageAndPack(opts: CustomisationLayerOptions, workDir: string, tarPath: string): Promise<PackedTar> {
   const tree = join(workDir, 'root');
   const nixState = join(workDir, 'nix-state');
   try {
@@ -167,11 +176,22 @@ async function stageAndPack(opts: CustomisationLayerOptions, workDir: string, ta
       await mkdir(nixState);
       await stageNixDb(tree, { ...opts.nixDb, storeDir: opts.storeDir, registrationTime: opts.settings.mtime, scratchDir: nixState });
     }
-    if (opts.extraCommands) await runExtraCommands(opts.extraCommands, tree);
-    return await packTree(tree, tarPath, opts.settings.mtime);
+    if (opts.extraCommands) await runSandboxed({ ...sandboxPlaces(opts, tree), field: 'extraCommands', script: opts.extraCommands });
+    const references = scanStoreReferences(tree, opts.storeDir, (path) => lstatIfExists(opts.physicalPath(path)) !== undefined);
+    return { ...(await packTree(tree, tarPath, opts.settings.mtime)), references };
   } finally {
     await Promise.all([removeTree(tree), removeTree(nixState)]);
   }
+}
+
+/** Where a sandboxed script runs: the tree writable, the store (wherever its files are) read-only. */
+function sandboxPlaces(opts: CustomisationLayerOptions, tree: string) {
+  return { tree, storeDir: opts.storeDir, physicalStoreDir: physicalStoreDir(opts), sourceDateEpoch: opts.settings.mtime };
+}
+
+/** The host directory of the store: the physical path of a (made-up) store path, minus its name. */
+function physicalStoreDir(opts: CustomisationLayerOptions): string {
+  return dirname(opts.physicalPath(`${opts.storeDir}/${'0'.repeat(32)}-x`));
 }
 
 /** Writes the tree's tar (relative names, no entry for the root itself) and returns its digest. */
@@ -184,12 +204,13 @@ async function packTree(tree: string, tarPath: string, mtime: number): Promise<{
   return { diffId, size: plan.size };
 }
 
-function packedSource(opts: CustomisationLayerOptions, { workDir, tarPath, diffId, size }: Packed): CustomisationLayerSource {
+function packedSource(opts: CustomisationLayerOptions, { workDir, tarPath, diffId, size, references }: Packed): CustomisationLayerSource {
   return {
     kind: 'customisation',
     // The tar is a pure function of the staged tree's content and the mtime, so its digest keys the recipe.
     key: createHash('sha256').update(`${CUSTOMISATION_LAYER_FORMAT}\n${diffId}`).digest('hex'),
     storePaths: [],
+    references,
     description: describe(opts),
     diffId,
     size: async () => size,

@@ -1,13 +1,12 @@
 /**
  * Stages the customisation layer's tree in a temp directory: store roots merged as nixpkgs'
  * symlinkJoin does (real directories, symlinks to the store files), local directories copied
- * over them (copyToRoot), then extraCommands run inside it.
+ * over them (copyToRoot); extraCommands then run inside it (./sandbox.ts).
  *
  * Why synchronous calls: every build stages this tree, and an async call per file spends most of
  * its time in the thread-pool round trip (~0.1 s for an app with 150 files, against ~5 ms). The
  * event loop gets a turn after each directory.
  */
-import { spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, lstatSync, mkdirSync, readdirSync, readlinkSync, rmSync, symlinkSync, type Stats } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
@@ -16,8 +15,6 @@ import { lstatIfExists } from '../tar/walk.js';
 
 /** Directories the merge creates: what symlinkJoin's builder makes under Nix's umask 022. */
 export const DIR_MODE = 0o755;
-/** Kept from a failing extraCommands' stderr for the error (its end is where the reason is). */
-const STDERR_TAIL_BYTES = 16 * 1024;
 
 export interface StoreRoot {
   /** Logical store path: links in the tree point here. */
@@ -105,28 +102,6 @@ async function copyChildren(dir: string, dest: string, imagePath: string): Promi
       chmodSync(to, source.mode & 0o7777);
     }
   }
-}
-
-/** Runs the user's shell snippet with the tree as working directory; a non-zero exit is a LAYER_BUILD error with its stderr. */
-export async function runExtraCommands(script: string, tree: string): Promise<void> {
-  // umask 022 as in a Nix builder, so new files get the same modes on every machine.
-  const child = spawn('/bin/sh', ['-c', `umask 022\n${script}`], { cwd: tree, stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = Buffer.alloc(0);
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr = Buffer.concat([stderr, chunk]).subarray(-STDERR_TAIL_BYTES);
-  });
-  const status = await new Promise<number | string>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve(code ?? signal ?? 'unknown'));
-  });
-  if (status === 0) return;
-  const output = stderr.toString('utf8').trim();
-  throw new NixdockError('LAYER_BUILD', `extraCommands failed (${typeof status === 'number' ? `exit status ${status}` : `killed by ${status}`})${output ? `:\n${output}` : ''}`, {
-    location: { field: 'extraCommands' },
-    found: output || `exit status ${status} with no error output`,
-    expected: 'a shell script that exits 0',
-    hint: 'The script runs with /bin/sh -c in the image root being built (paths are relative to it); fix the failing command.',
-  });
 }
 
 /** Removes a staged tree even where extraCommands made directories read-only. */

@@ -1,0 +1,144 @@
+/**
+ * Runs a user's build script (extraCommands, fakeRootCommands) the way a Nix builder would run it:
+ * bash with errexit, a clean environment, a fixed working directory, the store read-only and no
+ * way to write anywhere but the tree being built.
+ *
+ * Why bubblewrap: the tree is made of symlinks into the store, so a script run as the caller can
+ * follow them and rewrite store files (as root it can, and every user of that path and every
+ * layer cached from it is then wrong). bwrap gives the script a mount namespace in which the whole
+ * host — the store included — is bind-mounted read-only, the tree is the one writable place (at
+ * /build/root, so its host path cannot leak into the layer), /tmp is a private tmpfs and the
+ * network is gone, without privileges (an unprivileged user namespace) and without a VM.
+ */
+import { spawn } from 'node:child_process';
+import { accessSync, constants, readdirSync, readlinkSync, lstatSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { NixdockError } from '../errors.js';
+
+/** Where the tree is inside the sandbox: dockerTools runs extraCommands in /build/<dir> too. */
+export const SANDBOX_TREE = '/build/root';
+/** Kept from a failing script's stderr for the error (its end is where the reason is). */
+const STDERR_TAIL_BYTES = 16 * 1024;
+/** Host top-level directories the sandbox replaces with its own. */
+const REPLACED = new Set(['proc', 'dev', 'tmp', 'build', 'sys']);
+
+export type ScriptField = 'extraCommands' | 'fakeRootCommands';
+
+export interface SandboxScript {
+  field: ScriptField;
+  script: string;
+  /** Host directory mounted read-write at SANDBOX_TREE and used as working directory. */
+  tree: string;
+  /** Logical store dir, and the host directory holding it (they differ for a `dir` store). */
+  storeDir: string;
+  physicalStoreDir: string;
+  /** SOURCE_DATE_EPOCH, as stdenv sets it from the layer's mtime. */
+  sourceDateEpoch: number;
+  /** A command the script runs under inside the sandbox (fakeroot and its options). */
+  wrapper?: string[];
+  /** Extra host directories mounted read-write at the same path (fakeroot's state file). */
+  writable?: string[];
+  /** The PATH searched for bwrap and bash; default process.env.PATH. */
+  path?: string;
+}
+
+/** Runs the script to completion; a non-zero exit is a LAYER_BUILD error with its stderr. */
+export async function runSandboxed(run: SandboxScript): Promise<void> {
+  const path = run.path ?? process.env.PATH ?? '/usr/bin:/bin';
+  const bwrap = findExecutable('bwrap', path);
+  const bash = findExecutable('bash', path);
+  if (!bwrap || !bash) throw missingTool(run.field, bwrap ? 'bash' : 'bwrap');
+  const args = [...bwrapArgs(run), '--', ...(run.wrapper ?? []), bash, '--noprofile', '--norc', '-c', `set -euo pipefail\numask 022\n${run.script}`];
+  const status = await spawnCollecting(bwrap, args, scriptEnv(run, path));
+  if (status.code !== 0) throw scriptFailed(run.field, status);
+}
+
+/** The mounts: the host read-only (symlinks such as /bin → usr/bin kept), then the sandbox's own places. */
+function bwrapArgs(run: SandboxScript): string[] {
+  const args = ['--unshare-all', '--die-with-parent', '--new-session'];
+  for (const name of readdirSync('/').sort()) {
+    if (REPLACED.has(name)) continue;
+    const host = `/${name}`;
+    const stats = lstatSync(host, { throwIfNoEntry: false });
+    if (stats?.isSymbolicLink()) args.push('--symlink', readlinkSync(host), host);
+    else if (stats?.isDirectory()) args.push('--ro-bind', host, host);
+  }
+  args.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp', '--tmpfs', '/build');
+  args.push('--ro-bind', run.physicalStoreDir, run.storeDir);
+  for (const dir of run.writable ?? []) args.push('--bind', dir, dir);
+  args.push('--bind', run.tree, SANDBOX_TREE, '--chdir', SANDBOX_TREE);
+  return args;
+}
+
+/**
+ * What a Nix builder's environment holds (nothing of the caller's but PATH, so the host's tools
+ * are found): a script that reads $HOME or $USER gets the same answer on every machine.
+ */
+function scriptEnv(run: SandboxScript, path: string): NodeJS.ProcessEnv {
+  return {
+    PATH: path,
+    HOME: '/homeless-shelter',
+    NIX_STORE: run.storeDir,
+    NIX_BUILD_TOP: '/build',
+    NIX_BUILD_CORES: '1',
+    TMPDIR: '/build', TEMPDIR: '/build', TMP: '/build', TEMP: '/build',
+    PWD: SANDBOX_TREE,
+    TERM: 'xterm-256color',
+    TZ: 'UTC',
+    SOURCE_DATE_EPOCH: String(run.sourceDateEpoch),
+  };
+}
+
+/** The first executable `name` on `path` (as a shell would find it), or undefined. */
+export function findExecutable(name: string, path: string): string | undefined {
+  for (const dir of path.split(delimiter)) {
+    if (dir === '') continue;
+    const candidate = join(dir, name);
+    try {
+      accessSync(candidate, constants.X_OK);
+      if (lstatSync(candidate).isDirectory()) continue;
+      return candidate;
+    } catch {
+      // not in this directory
+    }
+  }
+  return undefined;
+}
+
+interface ExitStatus {
+  code: number | null;
+  signal: string | null;
+  stderr: string;
+}
+
+async function spawnCollecting(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<ExitStatus> {
+  const child = spawn(command, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = Buffer.alloc(0);
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr = Buffer.concat([stderr, chunk]).subarray(-STDERR_TAIL_BYTES);
+  });
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, stderr: stderr.toString('utf8').trim() }));
+  });
+}
+
+function scriptFailed(field: ScriptField, { code, signal, stderr }: ExitStatus): NixdockError {
+  const status = code !== null ? `exit status ${code}` : `killed by ${signal}`;
+  return new NixdockError('LAYER_BUILD', `${field} failed (${status})${stderr ? `:\n${stderr}` : ''}`, {
+    location: { field },
+    found: stderr || `${status} with no error output`,
+    expected: 'a bash script that exits 0',
+    hint: `${field} runs as \`set -euo pipefail\` bash in the image root being built (paths are relative to it, the store is read-only, nothing outside it is writable); fix the failing command.`,
+  });
+}
+
+function missingTool(field: ScriptField, tool: 'bwrap' | 'bash'): NixdockError {
+  const pkg = tool === 'bwrap' ? 'bubblewrap' : 'bash';
+  return new NixdockError('TOOL_MISSING', `${field} needs \`${tool}\`, which is not on PATH`, {
+    location: { field },
+    found: `no ${tool} on PATH`,
+    expected: tool === 'bwrap' ? 'bubblewrap, to run the script with the Nix store read-only and no writes outside the image tree' : 'bash, which runs the script as a Nix builder would',
+    hint: `Install ${pkg} (Debian: apt-get install ${pkg}; Nix: nixpkgs#${pkg}); bwrap also needs unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1 where that exists).`,
+  });
+}
