@@ -19,7 +19,7 @@ import type { Image, OutputResult } from './types.js';
 import { killProcessGroup } from './util/process.js';
 
 export interface PublishContext {
-  /** Remembers diff_id → gzip digest, so a push skips blobs the registry has without recompressing. */
+  /** Remembers diff_id → compressed digest, so a push skips blobs the registry has without recompressing. */
   index: BuildCache;
   bus: EventBus;
   buildId: string;
@@ -46,13 +46,14 @@ export async function publish(spec: ImageSpec, image: Image, ctx: PublishContext
     outputs.push(output);
     ctx.bus.emit({ type: 'output:written', image: spec.name, buildId: ctx.buildId, output });
   };
-  for (const ref of spec.push) written(await pushTo(image, ref, ctx));
+  for (const ref of spec.push) written(await pushTo(image, ref, spec.compression, ctx));
   for (const engine of spec.load) written(await loadInto(engine, image, ctx.signal));
   return outputs;
 }
 
-async function pushTo(image: Image, ref: string, ctx: PublishContext): Promise<OutputResult> {
-  const result = await pushImage({ image, codec: 'gzip' }, ref, { cache: ctx.index, insecure: ctx.insecure, signal: ctx.signal });
+/** Pushes with the image's own `compression` (zstd in the layout → zstd in the registry). */
+async function pushTo(image: Image, ref: string, codec: ImageSpec['compression'], ctx: PublishContext): Promise<OutputResult> {
+  const result = await pushImage({ image, codec }, ref, { cache: ctx.index, insecure: ctx.insecure, signal: ctx.signal });
   return { format: 'registry', ref: result.ref, manifestDigest: result.manifestDigest };
 }
 

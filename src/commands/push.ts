@@ -11,7 +11,7 @@ import { OciLayout } from '../formats/oci-layout/write.js';
 import { imageFromLayout } from '../formats/oci-layout/image.js';
 import { pushImage, type PushResult } from '../registry/push.js';
 import type { BlobPushEvent } from '../registry/types.js';
-import type { Image } from '../types.js';
+import type { Codec, Image } from '../types.js';
 import { interruptSignal, loadProject, openIndex } from './shared.js';
 import { formatBytes } from '../reporters/console.js';
 
@@ -19,7 +19,7 @@ interface PushCommandOptions {
   config?: string;
   insecure?: boolean;
   json?: boolean;
-  compression: string;
+  compression?: string;
   mountFrom: string[];
 }
 
@@ -31,7 +31,7 @@ export function register(program: Command): void {
     .argument('<ref>', 'where to push, e.g. ghcr.io/me/hello:1.0 or 127.0.0.1:5000/hello:dev')
     .option('-c, --config <file>', 'config file (default: found from the current directory)')
     .option('--insecure', 'allow plain HTTP to a registry that is not on localhost')
-    .option('--compression <codec>', 'layer compression in the registry: gzip or none', 'gzip')
+    .option('--compression <codec>', "layer compression in the registry: gzip, zstd or none (default: the image spec's compression)")
     .option('--mount-from <repo>', 'a repository on the same registry to mount layers from (repeatable)', collect, [])
     .option('--json', 'print the result (one entry per blob: digest, size, action) as JSON')
     .action(async (image: string, ref: string, opts: PushCommandOptions) => {
@@ -41,8 +41,8 @@ export function register(program: Command): void {
 }
 
 export async function pushCommand(imageName: string, ref: string, opts: PushCommandOptions): Promise<PushResult> {
-  const codec = parseCodec(opts.compression);
   const config = await loadProject(opts);
+  const codec = opts.compression === undefined ? specCodec(config, imageName) : parseCodec(opts.compression);
   const index = openIndex(config);
   const { signal, dispose } = interruptSignal();
   try {
@@ -79,12 +79,18 @@ async function layoutName(layoutDir: string, index: BuildCache, imageName: strin
   return matches.at(-1)?.name ?? imageName;
 }
 
-function parseCodec(value: string): 'gzip' | 'none' {
-  if (value === 'gzip' || value === 'none') return value;
+/** The `compression` of the image spec named NAME[:TAG]; gzip for an image the config no longer has. */
+function specCodec(config: ResolvedConfig, imageName: string): Codec {
+  const name = imageName.lastIndexOf(':') > imageName.lastIndexOf('/') ? imageName.slice(0, imageName.lastIndexOf(':')) : imageName;
+  return config.images.find((spec) => spec.name === name)?.compression ?? 'gzip';
+}
+
+function parseCodec(value: string): Codec {
+  if (value === 'gzip' || value === 'zstd' || value === 'none') return value;
   throw new NixdockError('INPUT_INVALID', `Unknown layer compression ${JSON.stringify(value)}`, {
     location: { field: '--compression' },
     found: value,
-    expected: 'gzip or none',
+    expected: 'gzip, zstd or none',
   });
 }
 

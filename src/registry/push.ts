@@ -8,7 +8,7 @@ import { NixdockError } from '../errors.js';
 import type { Codec, CompressedBlob, Digest, Image, Layer } from '../types.js';
 import { bufferBody, fileBody, RegistryClient, type BlobBody } from './client.js';
 import { MediaType, ociManifest } from '../image/manifest.js';
-import { gzipDeterministic } from '../layer/gzip.js';
+import { compressor } from '../layer/compress.js';
 import { spool, type SpooledBlob } from './spool.js';
 import { formatTarget, registryTarget } from './target.js';
 import { hasCompressedBytes, type AuthOptions, type BlobAction, type BlobKind, type BlobPushEvent, type CompressedDigestCache } from './types.js';
@@ -16,8 +16,8 @@ import { hasCompressedBytes, type AuthOptions, type BlobAction, type BlobKind, t
 /** What to push: an image whose layer bytes can be opened. */
 export interface PushSource {
   image: Image;
-  /** Layer compression in the registry; gzip (deterministic) unless told otherwise. */
-  codec: 'gzip' | 'none';
+  /** Layer compression in the registry (deterministic gzip or zstd, or none); the manifest's media types follow. */
+  codec: Codec;
 }
 
 export interface PushOptions {
@@ -149,7 +149,7 @@ class BlobPusher {
     const { source } = layer;
     const ready = hasCompressedBytes(source) && layer.compressed[codec] ? source.openCompressed(codec) : undefined;
     if (ready) return spool(ready, { signal: this.opts.signal });
-    return spool(source.open(), { signal: this.opts.signal, ...(codec === 'gzip' && { through: gzipDeterministic() }) });
+    return spool(source.open(), { signal: this.opts.signal, through: compressor(codec) });
   }
 
   private async upload(body: BlobBody, kind: BlobKind, index: number): Promise<void> {

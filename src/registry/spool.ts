@@ -7,7 +7,7 @@ import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import { Transform, type Duplex, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Digest } from '../types.js';
 
@@ -20,7 +20,7 @@ export interface SpooledBlob {
 }
 
 /** Writes `source` to a new temp file in `dir` (default the OS temp dir), hashing as it goes. */
-export async function spool(source: Readable, opts: { dir?: string; signal?: AbortSignal; through?: Transform } = {}): Promise<SpooledBlob> {
+export async function spool(source: Readable, opts: { dir?: string; signal?: AbortSignal; through?: Duplex } = {}): Promise<SpooledBlob> {
   const dir = opts.dir ?? tmpdir();
   const path = join(dir, `.nixdock-blob-${randomBytes(8).toString('hex')}.tmp`);
   const remove = () => rm(path, { force: true });

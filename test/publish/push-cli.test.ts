@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { helloApp } from '../helpers/nix.js';
 import { REGISTRY_BIN, REGISTRY_PACKAGE, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { missingTools } from '../helpers/tools.js';
-import { nixdockJson, tempDir, writeConfig } from './helpers.js';
+import { nixdock, nixdockJson, tempDir, writeConfig } from './helpers.js';
 
 const skip = missingTools([[REGISTRY_BIN, REGISTRY_PACKAGE], ['skopeo', 'skopeo'], ['nix-build', 'nix-bin']]);
 
@@ -75,5 +75,33 @@ describe('nixdock push', { skip }, () => {
     assert.ok(changed.length > 0 && changed.length < rebuilt.layers.length, `changed layers: ${changed}`);
     assert.deepEqual(uploaded, changed);
     assert.ok(layers(leaf).filter((b) => b.action !== 'uploaded').every((b) => b.action === 'skipped'));
+  });
+
+  test('compression as configured: a zstd image pushes zstd layers, and --compression overrides it', { skip: missingTools([['zstd', 'zstd']]) }, (t) => {
+    const project = tempDir(t);
+    writeFileSync(join(project, 'app.nix'), helloApp('zstd'));
+    const ref = `${registry.host}/team/zstd:built`;
+    writeConfig(project, [{ name: 'app', compression: 'zstd', push: [ref], contents: [{ nix: './app.nix' }], config: { Cmd: ['/bin/hello'] } }]);
+    const built = nixdockJson<BuildJson>(project, ['build']).images[0]!;
+    const mediaTypes = (pushed: string) =>
+      JSON.parse(execFileSync('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${pushed}`], { encoding: 'utf8' })).layers.map((l: { mediaType: string }) => l.mediaType);
+    assert.deepEqual(new Set(mediaTypes(ref)), new Set(['application/vnd.oci.image.layer.v1.tar+zstd']), 'the push: target of a zstd image');
+
+    const again = nixdockJson<PushJson>(project, ['push', 'app', `${registry.host}/team/zstd:cli`]);
+    assert.deepEqual(new Set(mediaTypes(again.ref)), new Set(['application/vnd.oci.image.layer.v1.tar+zstd']), 'push defaults to the spec');
+    assert.equal(uploadedLayerBytes(again), 0, 'the same zstd blobs');
+    const gzip = nixdockJson<PushJson>(project, ['push', 'app', `${registry.host}/team/zstd:gzip`, '--compression', 'gzip']);
+    assert.deepEqual(new Set(mediaTypes(gzip.ref)), new Set(['application/vnd.oci.image.layer.v1.tar+gzip']));
+
+    // Both pull back to the diff_ids built (skopeo decompresses and checks them).
+    for (const pushed of [again.ref, gzip.ref]) {
+      const copy = tempDir(t, 'nixdock-push-copy-');
+      execFileSync('skopeo', ['--insecure-policy', 'copy', '-q', '--src-tls-verify=false', `docker://${pushed}`, `oci:${copy}:x`]);
+      const config = JSON.parse(execFileSync('skopeo', ['inspect', '--config', `oci:${copy}:x`], { encoding: 'utf8' }));
+      assert.deepEqual(config.rootfs.diff_ids, built.layers.map((l) => l.diffId));
+    }
+    const bad = nixdock(project, ['push', 'app', `${registry.host}/team/zstd:bad`, '--compression', 'brotli']);
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /gzip, zstd or none/);
   });
 });
