@@ -107,6 +107,38 @@ function digestsToKeep(db: Db, kept: Set<BuildRow>, keptDiffIds: Set<string>, li
   return keep;
 }
 
+/** What gc keeps of one image's entries in nixdock's own OCI layouts (see pruneLayouts in ./gc.ts). */
+export interface KeptImage {
+  /** Manifest and config digests of the kept builds (each output's manifest, and the build's own). */
+  digests: Set<string>;
+  /** The tag of the image's latest successful build: its layout entry always stays. */
+  currentTag?: string;
+  /** A build of the image is running: its entry may be written before its row names it. */
+  running: boolean;
+}
+
+/** Per image name that has builds in the index: what its layout entries must keep. */
+export function keptImages(db: Db, keepBuilds: number, now: number): Map<string, KeptImage> {
+  const builds = db.prepare(
+    `SELECT id, image, status, started_at, config_digest, manifest_digest, tag FROM builds ORDER BY image, id DESC`,
+  ).all() as Array<BuildRow & { tag: string | null }>;
+  const running = new Set(builds.filter((b) => b.status === 'running' && b.started_at > now - ABANDONED_AFTER_MS));
+  const kept = keptBuilds(builds, keepBuilds, running);
+  const outputDigests = db.prepare(`SELECT manifest_digest FROM build_outputs WHERE build_id = ? AND manifest_digest IS NOT NULL`).pluck();
+  const images = new Map<string, KeptImage>();
+  for (const build of builds) {
+    let image = images.get(build.image);
+    if (!image) images.set(build.image, (image = { digests: new Set(), running: false }));
+    if (running.has(build)) image.running = true;
+    if (build.status === 'succeeded' && image.currentTag === undefined && build.tag !== null) image.currentTag = build.tag;
+    if (!kept.has(build)) continue;
+    for (const digest of [build.manifest_digest, build.config_digest, ...(outputDigests.all(build.id) as string[])]) {
+      if (digest) image.digests.add(digest);
+    }
+  }
+  return images;
+}
+
 function groupByDigest(rows: Array<{ digest: Digest; dir: string }>): GcBlob[] {
   const byDigest = new Map<Digest, string[]>();
   for (const row of rows) {

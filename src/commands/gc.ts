@@ -1,4 +1,4 @@
-/** `nixdock gc`: remove blobs and index rows that the last N builds of each image no longer use. */
+/** `nixdock gc`: remove old images from the output layouts, then the blobs and index rows that the last N builds of each image no longer use. */
 import { Command } from 'commander';
 import { NixdockError } from '../errors.js';
 import { collectGarbage, type GcReport } from '../cache/gc.js';
@@ -15,7 +15,7 @@ export interface GcCommandOptions {
 export function register(program: Command): void {
   program
     .command('gc')
-    .description('Remove cached blobs and index rows not used by the last N builds of each image')
+    .description('Remove old images from the output OCI layouts, and blobs and index rows not used by the last N builds of each image')
     .option('-c, --config <file>', 'config file (default: search from the current directory)')
     .option('-k, --keep <n>', 'builds to keep per image (default: gc.keepBuilds of the config, 5)')
     .option('-n, --dry-run', 'show what would be removed, remove nothing')
@@ -54,7 +54,8 @@ function parseKeep(text: string): number {
 function summary(r: GcReport): string {
   const verb = r.dryRun ? 'Would remove' : 'Removed';
   const files = r.blobs.reduce((n, blob) => n + blob.dirs.length, 0);
-  return `${verb} ${files} blob file${files === 1 ? '' : 's'} (${formatBytes(r.bytes)}), ` +
+  const images = r.entries.length ? `${r.entries.length} old image${r.entries.length === 1 ? '' : 's'} from OCI layouts, ` : '';
+  return `${verb} ${images}${files} blob file${files === 1 ? '' : 's'} (${formatBytes(r.bytes)}), ` +
     `${r.builds.length} build record${r.builds.length === 1 ? '' : 's'} and ${r.layers} layer record${r.layers === 1 ? '' : 's'}` +
     ` (keeping the last ${r.keepBuilds} build${r.keepBuilds === 1 ? '' : 's'} of each image).`;
 }

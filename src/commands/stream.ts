@@ -77,7 +77,7 @@ export function standaloneConfig(cwd: string): ResolvedConfig {
     cacheDir: resolve(cwd, '.nixdock'),
     formats: ['oci'],
     daemon: { host: '127.0.0.1', port: 7391, debounceMs: 150, watch: [] },
-    gc: { keepBuilds: 5 },
+    gc: { keepBuilds: 5, afterBuild: false },
     images: [],
     dependencies: [],
     specGlobs: [],

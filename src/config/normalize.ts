@@ -224,7 +224,7 @@ export function normalizeTopLevel(input: NixdockConfigInput, root: string): Omit
       debounceMs: input.daemon?.debounceMs ?? 150,
       watch: input.daemon?.watch ?? [],
     },
-    gc: { keepBuilds: input.gc?.keepBuilds ?? 5 },
+    gc: { keepBuilds: input.gc?.keepBuilds ?? 5, afterBuild: input.gc?.afterBuild ?? true },
     specGlobs: input.specs ?? [],
   };
 }

@@ -256,7 +256,10 @@ export const configSchema = z
       .optional()
       .describe('`nixdock watch` settings'),
     gc: z
-      .strictObject({ keepBuilds: z.number().int().min(0).optional().describe('Builds per image kept by `nixdock gc`. Default 5') })
+      .strictObject({
+        keepBuilds: z.number().int().min(0).optional().describe('Builds per image kept by `nixdock gc` (and its OCI layout entries). Default 5'),
+        afterBuild: z.boolean().optional().describe('`nixdock watch` runs gc after each successful build, so disk use stays bounded. Default true'),
+      })
       .optional()
       .describe('Garbage collection'),
   })

@@ -93,7 +93,8 @@ export interface ResolvedConfig {
   /** Default output formats of `nixdock build`. Default ['oci']. */
   formats: OutputFormat[];
   daemon: DaemonConfig;
-  gc: { keepBuilds: number };
+  /** keepBuilds: builds per image gc keeps; afterBuild: `watch` runs gc after each successful build. */
+  gc: { keepBuilds: number; afterBuild: boolean };
   images: ImageSpec[];
   /** Every file the config depended on: the config file, what it imports, matched spec files. The daemon watches these. */
   dependencies: string[];

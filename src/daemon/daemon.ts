@@ -9,6 +9,7 @@ import type { ImageSpec, ResolvedConfig } from '../config/types.js';
 import { NixdockError, toNixdockError } from '../errors.js';
 import { EventBus } from '../events.js';
 import { BuildCache } from '../cache/cache.js';
+import { collectGarbage } from '../cache/gc.js';
 import { VERSION } from '../version.js';
 import { PROTOCOL_VERSION, type BuildSummaryMessage, type ClientMessage, type ServerMessage } from './protocol.js';
 import { Scheduler } from './scheduler.js';
@@ -40,6 +41,7 @@ export class Daemon {
   private server?: DaemonServer;
   private watcher?: ProjectWatcher;
   private reloading: Promise<void> = Promise.resolve();
+  private gcPending?: Promise<void>;
   private stopped?: Promise<void>;
   info?: DaemonInfo;
 
@@ -58,6 +60,9 @@ export class Daemon {
     // LiveState first, so a snapshot sent to a resyncing client already includes this event.
     this.bus.on((event) => this.live.observe(event));
     this.bus.on((event) => this.server?.broadcast({ type: 'event', event }));
+    this.bus.on((event) => {
+      if (event.type === 'build:succeeded' && this.config.gc.afterBuild) this.collectGarbage();
+    });
   }
 
   /** Loads the config, refuses a second daemon, listens, writes daemon.json and starts watching. */
@@ -102,6 +107,7 @@ export class Daemon {
       await this.watcher?.close();
       await this.reloading;
       await this.scheduler.stop();
+      await this.gcPending;
       await this.server?.close();
       this.index.close();
       if (this.info) removeDaemonInfo(this.config.cacheDir);
@@ -215,6 +221,24 @@ export class Daemon {
     this.publish({ type: 'config-reloaded', images: this.images });
     this.server?.broadcast(this.snapshot());
     return changed;
+  }
+
+  /**
+   * gc after a successful build keeps disk use bounded (old images leave the output layouts).
+   * Runs on the next turn, after the build's own listeners; gc leaves running builds alone.
+   */
+  private collectGarbage(): void {
+    this.gcPending ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+      this.gcPending = undefined;
+      if (this.stopped) return;
+      try {
+        const report = collectGarbage(this.index, { keepBuilds: this.config.gc.keepBuilds, dryRun: false });
+        const blobs = report.blobs.reduce((n, blob) => n + blob.dirs.length, 0);
+        if (blobs > 0 || report.entries.length > 0) this.publish({ type: 'gc', images: report.entries.map((e) => e.image), blobs, bytes: report.bytes });
+      } catch (err) {
+        this.broadcastError(toNixdockError(err));
+      }
+    });
   }
 
   private broadcastError(error: NixdockError): void {

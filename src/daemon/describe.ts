@@ -1,6 +1,6 @@
 /** One human-readable line per daemon message, for `nixdock watch` and `nixdock events` without --json. */
 import { formatError, NixdockError, type SerializedError } from '../errors.js';
-import { plainLine } from '../reporters/console.js';
+import { formatBytes, plainLine } from '../reporters/console.js';
 import type { ServerMessage } from './protocol.js';
 
 function errorText(error: SerializedError): string {
@@ -23,6 +23,8 @@ export function describeMessage(message: ServerMessage): string | undefined {
       return `config reloaded: ${message.images.join(', ') || 'no images'}`;
     case 'history':
       return message.builds.map((b) => `${b.image} #${b.id} ${b.status}`).join('\n') || undefined;
+    case 'gc':
+      return `gc: removed ${message.images.length ? `${message.images.join(', ')} and ` : ''}${message.blobs} blob file(s), ${formatBytes(message.bytes)}`;
     case 'error':
       return errorText(message.error);
   }

@@ -87,6 +87,8 @@ export type ServerMessage =
   /** The config loaded again after an error (or changed); the image list may differ. */
   | { type: 'config-reloaded'; images: string[] }
   | { type: 'history'; image?: string; builds: BuildSummaryMessage[] }
+  /** `watch` ran gc after a build (gc.afterBuild) and it removed something. */
+  | { type: 'gc'; images: string[]; blobs: number; bytes: number }
   /** A client message was refused; the connection stays open. */
   | { type: 'error'; error: SerializedError; request?: string };
 

@@ -15,9 +15,10 @@ export function blobPath(dir: string, digest: Digest): string {
   return join(dir, 'blobs', algorithm, hex);
 }
 
-interface DescriptorLike {
+export interface DescriptorLike {
   mediaType?: string;
   digest?: string;
+  annotations?: Record<string, string>;
 }
 
 interface ManifestOrIndexLike {
@@ -32,7 +33,7 @@ interface ManifestOrIndexLike {
  * is named) but adds no children: a damaged layout is not gc's to repair. An index.json that
  * cannot be read, though, stops gc: guessing would delete blobs an image needs.
  */
-export function liveDigestsOfLayout(dir: string, into: Set<Digest> = new Set()): Set<Digest> {
+export function liveDigestsOfLayout(dir: string, into: Set<Digest> = new Set(), dropped?: ReadonlySet<DescriptorLike>): Set<Digest> {
   const file = join(dir, 'index.json');
   let text: string;
   try {
@@ -43,8 +44,14 @@ export function liveDigestsOfLayout(dir: string, into: Set<Digest> = new Set()):
   }
   const index = parseJson(text);
   if (index === undefined) throw unreadableLayout(file, 'not a JSON object');
-  walk(dir, index, into);
+  // A dry run of gc asks what would stay live once the entries it would remove are gone.
+  const kept = dropped ? (index.manifests ?? []).filter((d) => ![...dropped].some((x) => sameEntry(x, d))) : index.manifests;
+  walk(dir, { ...index, manifests: kept }, into);
   return into;
+}
+
+function sameEntry(a: DescriptorLike, b: DescriptorLike): boolean {
+  return a.digest === b.digest && JSON.stringify(a.annotations ?? {}) === JSON.stringify(b.annotations ?? {});
 }
 
 function unreadableLayout(file: string, found: string): NixdockError {
@@ -56,10 +63,10 @@ function unreadableLayout(file: string, found: string): NixdockError {
   });
 }
 
-/** The union of liveDigestsOfLayout over several directories. */
-export function liveDigests(dirs: Iterable<string>): Set<Digest> {
+/** The union of liveDigestsOfLayout over several directories, without the `dropped` entries of each. */
+export function liveDigests(dirs: Iterable<string>, dropped?: ReadonlyMap<string, ReadonlySet<DescriptorLike>>): Set<Digest> {
   const live = new Set<Digest>();
-  for (const dir of dirs) liveDigestsOfLayout(dir, live);
+  for (const dir of dirs) liveDigestsOfLayout(dir, live, dropped?.get(dir));
   return live;
 }
 

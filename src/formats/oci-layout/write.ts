@@ -219,16 +219,42 @@ export class OciLayout {
     return layers;
   }
 
+  /** The descriptors of index.json as they are now (none when it does not exist yet). */
+  entries(): Descriptor[] {
+    return this.readIndex().manifests;
+  }
+
+  /**
+   * Removes the index.json entries `drop` picks, under the layout lock, reading the index afresh
+   * (entries another writer added meanwhile stay). Blobs are not touched: gc removes those.
+   */
+  removeEntries(drop: (entry: Descriptor) => boolean): Descriptor[] {
+    let removed: Descriptor[] = [];
+    this.locked(() => {
+      const index = this.readIndex();
+      removed = index.manifests.filter(drop);
+      if (removed.length > 0) this.writeIndex(index.manifests.filter((d) => !drop(d)));
+    });
+    return removed;
+  }
+
   /** Entries are keyed by NAME:TAG, so images that share a tag (say `latest`) keep their own entries. */
   private async updateIndex(fullName: string, entry: Descriptor): Promise<void> {
-    const update = () => {
+    this.locked(() => {
       const index = this.readIndex();
       const at = index.manifests.findIndex((d) => d.annotations?.[ANNOTATION_IMAGE_NAME] === fullName);
       if (at === -1) index.manifests.push(entry);
       else index.manifests[at] = entry;
-      const bytes = canonicalJson({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: index.manifests }, INDEX_SHAPE);
-      writeFileAtomicSync(join(this.dir, 'index.json'), bytes);
-    };
+      this.writeIndex(index.manifests);
+    });
+  }
+
+  private writeIndex(manifests: Descriptor[]): void {
+    const bytes = canonicalJson({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests }, INDEX_SHAPE);
+    writeFileAtomicSync(join(this.dir, 'index.json'), bytes);
+  }
+
+  private locked(update: () => void): void {
     // The lock's owner (the index) would rename our errors; carry them out of it unchanged.
     let failure: unknown;
     (this.options.lock ?? ((fn) => fn()))(() => {
