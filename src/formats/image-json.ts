@@ -3,13 +3,8 @@
  * image and the field, instead of a crash deep in a build.
  */
 import { NixdockError } from '../errors.js';
-import type { Digest, ImageConfigFile } from '../types.js';
-
-const DIGEST = /^sha256:[0-9a-f]{64}$/;
-
-export function isDigest(value: unknown): value is Digest {
-  return typeof value === 'string' && DIGEST.test(value);
-}
+import { isDigest } from '../digest.js';
+import type { ImageConfigFile } from '../types.js';
 
 export function parseJson(bytes: Buffer, where: string): unknown {
   try {

@@ -6,6 +6,8 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { NixdockError } from '../errors.js';
+import { discard, httpRequest, readCapped, type RegistryLimits } from './http.js';
+import type { RegistryTarget } from './target.js';
 import type { AuthOptions } from './types.js';
 
 export interface Credentials {
@@ -94,33 +96,71 @@ export function basicHeader(creds: Credentials): string {
   return `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`;
 }
 
-/** Fetches a bearer token for the scopes from the challenge's realm; anonymous when no credentials. */
+/**
+ * Fetches a bearer token for the scopes from the challenge's realm; anonymous when no credentials.
+ * The realm may be another host (Docker Hub's is auth.docker.io), and like docker and podman the
+ * password goes there; but never over plain http when the registry itself is https.
+ */
 export async function fetchBearerToken(
   challenge: Challenge,
   scopes: string[],
   creds: Credentials | undefined,
-  registry: string,
+  target: Pick<RegistryTarget, 'registry' | 'baseUrl'>,
+  limits: RegistryLimits,
   signal?: AbortSignal,
 ): Promise<string> {
-  const realm = challenge.params.realm;
-  if (!realm) {
-    throw new NixdockError('REGISTRY_AUTH', `${registry} asked for a bearer token but named no realm to get it from`, {
-      found: 'WWW-Authenticate: Bearer without realm',
-    });
-  }
-  const url = new URL(realm);
+  const { registry } = target;
+  const url = realmUrl(challenge, target);
   if (challenge.params.service) url.searchParams.set('service', challenge.params.service);
   for (const scope of scopes) url.searchParams.append('scope', scope);
-  const headers: Record<string, string> = creds ? { authorization: basicHeader(creds) } : {};
-  const res = await fetch(url, { headers, signal });
-  if (!res.ok) {
-    await res.body?.cancel();
-    throw authRejected(registry, res.status, creds);
+  const r = await httpRequest({ url: url.toString(), phase: 'document', signal, ...(creds && { authorization: { origin: url.origin, header: basicHeader(creds) } }) }, limits);
+  if (!r.res.ok) {
+    await discard(r);
+    throw authRejected(registry, r.res.status, creds);
   }
-  const body = (await res.json()) as { token?: string; access_token?: string };
-  const token = body.token ?? body.access_token;
-  if (!token) throw new NixdockError('REGISTRY_AUTH', `The token service of ${registry} answered without a token`);
+  const bytes = await readCapped(r, limits.tokenMaxBytes, 'a token');
+  const body = parseTokenAnswer(bytes);
+  const token = body?.token ?? body?.access_token;
+  if (typeof token !== 'string' || !/^[\x21-\x7e]+$/.test(token)) {
+    throw new NixdockError('REGISTRY_AUTH', `The token service of ${registry} answered without a usable token`, {
+      found: body ? 'no token, or one with characters a header cannot carry' : 'an answer that is not JSON',
+      expected: '{"token": "…"} or {"access_token": "…"}',
+    });
+  }
   return token;
+}
+
+function realmUrl(challenge: Challenge, target: Pick<RegistryTarget, 'registry' | 'baseUrl'>): URL {
+  const realm = challenge.params.realm;
+  let url: URL | undefined;
+  try {
+    url = realm ? new URL(realm) : undefined;
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:')) {
+    throw new NixdockError('REGISTRY_AUTH', `${target.registry} asked for a bearer token but named no usable realm to get it from`, {
+      found: realm ? `realm ${JSON.stringify(realm.slice(0, 200))}` : 'WWW-Authenticate: Bearer without realm',
+      expected: 'an http(s) URL',
+    });
+  }
+  if (target.baseUrl.startsWith('https:') && url.protocol === 'http:') {
+    throw new NixdockError('REGISTRY_AUTH', `${target.registry} named a token service on plain http`, {
+      found: `realm ${url.origin}`,
+      expected: 'an https realm for an https registry',
+      hint: 'Refused: the password would travel unencrypted. This is a misconfigured registry or an attack on the connection.',
+    });
+  }
+  return url;
+}
+
+function parseTokenAnswer(bytes: Buffer): { token?: unknown; access_token?: unknown } | undefined {
+  try {
+    const body = JSON.parse(bytes.toString('utf8')) as unknown;
+    return typeof body === 'object' && body !== null ? body : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export function authRejected(registry: string, status: number, creds: Credentials | undefined, detail?: string): NixdockError {

@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { NixdockError } from '../errors.js';
 import type { Digest } from '../types.js';
 import { authRejected, basicHeader, fetchBearerToken, findCredentials, parseChallenge, type Credentials } from './auth.js';
+import { checkedNextUrl, clean, discard, httpRequest, readCapped, readSome, registryLimits, streamExactly, type HttpResponse, type Phase, type RegistryLimits } from './http.js';
 import type { RegistryTarget } from './target.js';
 import type { AuthOptions } from './types.js';
 
@@ -25,6 +26,8 @@ export interface ClientOptions {
   backoffMs?: number;
   /** PATCH size of the chunked-upload fallback (default 16 MiB). */
   chunkSize?: number;
+  /** Timeouts and size caps (defaults: REGISTRY_LIMITS, timeouts also from NIXDOCK_REGISTRY_*TIMEOUT). */
+  limits?: Partial<RegistryLimits>;
 }
 
 /** Bytes to upload, re-readable from any offset so a retry or a chunk can start over. */
@@ -50,6 +53,8 @@ interface SendOptions {
   body?: () => Readable | Buffer;
   /** Statuses that are answers, not errors. */
   expect: number[];
+  /** Which overall timeout applies (default 'document'). */
+  phase?: Phase;
 }
 
 /** Thrown for failures worth another try (5xx, dropped connection). */
@@ -63,26 +68,34 @@ export class RegistryClient {
   private authorization?: string;
   private authReady?: Promise<void>;
   private credentials?: Credentials;
+  private readonly limits: RegistryLimits;
+  /** The only origin the Authorization header is ever sent to. */
+  private readonly origin: string;
 
   constructor(
     readonly target: RegistryTarget,
     private readonly opts: ClientOptions,
-  ) {}
+  ) {
+    this.limits = registryLimits(opts.limits, opts.auth?.env ?? process.env);
+    this.origin = new URL(target.baseUrl).origin;
+  }
 
   // ─────────────── blobs ───────────────
 
   /** Size of the blob when the repository has it, undefined when not. */
   async blobSize(digest: Digest): Promise<number | undefined> {
-    const res = await this.send({ method: 'HEAD', url: `blobs/${digest}`, expect: [200, 404] });
-    return res.status === 200 ? Number(res.headers.get('content-length') ?? -1) : undefined;
+    const r = await this.send({ method: 'HEAD', url: `blobs/${digest}`, expect: [200, 404] });
+    await discard(r);
+    return r.res.status === 200 ? Number(r.res.headers.get('content-length') ?? -1) : undefined;
   }
 
   /** Cross-repository mount; true when the registry linked the blob without an upload. */
   async mountBlob(digest: Digest, from: string): Promise<boolean> {
     const query = new URLSearchParams({ mount: digest, from });
-    const res = await this.send({ method: 'POST', url: `blobs/uploads/?${query}`, expect: [201, 202] });
-    if (res.status === 202) await this.cancelUpload(res);
-    return res.status === 201;
+    const r = await this.send({ method: 'POST', url: `blobs/uploads/?${query}`, expect: [201, 202] });
+    if (r.res.status === 202) await this.cancelUpload(r);
+    else await discard(r);
+    return r.res.status === 201;
   }
 
   /** Monolithic upload (POST, then PUT with the bytes); chunked PATCHes when the registry refuses that. */
@@ -95,9 +108,10 @@ export class RegistryClient {
         headers: { 'content-type': 'application/octet-stream', 'content-length': String(body.size) },
         body: () => counted(body.read(0, body.size), onProgress),
         expect: [201, ...CHUNKED_FALLBACK],
+        phase: 'blob',
       });
-      if (put.status === 201) return;
-      await put.body?.cancel();
+      await discard(put);
+      if (put.res.status === 201) return;
       await this.uploadChunked(body, onProgress);
     });
   }
@@ -117,52 +131,53 @@ export class RegistryClient {
         },
         body: () => counted(body.read(start, end), (n) => onProgress?.(start + n)),
         expect: [202],
+        phase: 'blob',
       });
-      location = this.resolveLocation(res);
-      await res.body?.cancel();
+      await discard(res);
+      location = this.resolveLocation(res, location);
     }
     const done = await this.attempt({ method: 'PUT', url: withDigest(location, body.digest), headers: { 'content-length': '0' }, expect: [201] });
-    await done.body?.cancel();
+    await discard(done);
   }
 
   private async startUpload(): Promise<string> {
     const res = await this.attempt({ method: 'POST', url: 'blobs/uploads/', headers: { 'content-length': '0' }, expect: [202] });
-    await res.body?.cancel();
+    await discard(res);
     return this.resolveLocation(res);
   }
 
   /** Abandons an upload session the registry opened (a mount it could not do); failures do not matter. */
-  private async cancelUpload(res: Response): Promise<void> {
-    await res.body?.cancel();
-    const location = res.headers.get('location');
-    if (!location) return;
-    const done = await this.attempt({ method: 'DELETE', url: this.resolveLocation(res), expect: [204, 404] }).catch(() => undefined);
-    await done?.body?.cancel();
+  private async cancelUpload(r: HttpResponse): Promise<void> {
+    await discard(r);
+    if (!r.res.headers.get('location')) return;
+    const done = await this.attempt({ method: 'DELETE', url: this.resolveLocation(r), expect: [204, 404] }).catch(() => undefined);
+    if (done) await discard(done);
   }
 
-  /** The blob's bytes (unverified: the caller hashes them). */
-  async openBlob(digest: Digest): Promise<Readable> {
-    const res = await this.send({ method: 'GET', url: `blobs/${digest}`, expect: [200] });
-    if (!res.body) throw new NixdockError('REGISTRY', `${this.target.registry} sent no bytes for blob ${digest}`);
-    return Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
+  /** The blob's bytes, ended with an error past `size` (unverified otherwise: the caller hashes them). */
+  async openBlob(digest: Digest, size: number): Promise<Readable> {
+    const r = await this.send({ method: 'GET', url: `blobs/${digest}`, expect: [200], phase: 'blob' });
+    return streamExactly(r, size, `blob ${digest}`);
   }
 
   // ─────────────── manifests ───────────────
 
-  async getManifest(reference: string, accept: string[]): Promise<{ bytes: Buffer; contentType: string }> {
-    const res = await this.send({ method: 'GET', url: `manifests/${reference}`, headers: { accept: accept.join(', ') }, expect: [200] });
-    return { bytes: Buffer.from(await res.arrayBuffer()), contentType: res.headers.get('content-type') ?? '' };
+  /** At most the manifest cap (4 MiB, as containerd), or `maxBytes` when a descriptor declared the size. */
+  async getManifest(reference: string, accept: string[], maxBytes = this.limits.manifestMaxBytes): Promise<{ bytes: Buffer; contentType: string }> {
+    const r = await this.send({ method: 'GET', url: `manifests/${reference}`, headers: { accept: accept.join(', ') }, expect: [200] });
+    const bytes = await readCapped(r, Math.min(maxBytes, this.limits.manifestMaxBytes), `the manifest ${reference}`);
+    return { bytes, contentType: r.res.headers.get('content-type') ?? '' };
   }
 
   async putManifest(reference: string, bytes: Buffer, mediaType: string): Promise<void> {
-    const res = await this.send({ method: 'PUT', url: `manifests/${reference}`, headers: { 'content-type': mediaType }, body: () => bytes, expect: [201] });
-    await res.body?.cancel();
+    const r = await this.send({ method: 'PUT', url: `manifests/${reference}`, headers: { 'content-type': mediaType }, body: () => bytes, expect: [201] });
+    await discard(r);
   }
 
   // ─────────────── transport ───────────────
 
   /** One request with retries; the body factory is called again for each try. */
-  private send(opts: SendOptions): Promise<Response> {
+  private send(opts: SendOptions): Promise<HttpResponse> {
     return this.withRetries(() => this.attempt(opts));
   }
 
@@ -186,30 +201,29 @@ export class RegistryClient {
     });
   }
 
-  private async attempt(opts: SendOptions): Promise<Response> {
+  private async attempt(opts: SendOptions): Promise<HttpResponse> {
     await this.ensureAuth();
     const url = /^https?:\/\//.test(opts.url) ? opts.url : `${this.target.baseUrl}/v2/${this.target.repository}/${opts.url}`;
-    const headers: Record<string, string> = { ...opts.headers };
-    if (this.authorization) headers.authorization = this.authorization;
-    const body = opts.body?.();
-    let res: Response;
+    let r: HttpResponse;
     try {
-      res = await fetch(url, {
-        method: opts.method,
-        headers,
-        body: body as RequestInit['body'],
-        signal: this.opts.signal,
-        ...(body instanceof Readable && { duplex: 'half' }),
-      } as RequestInit);
+      r = await httpRequest(
+        { method: opts.method, url, headers: opts.headers, body: opts.body?.(), phase: opts.phase ?? 'document', signal: this.opts.signal, ...this.credentialHeader() },
+        this.limits,
+      );
     } catch (err) {
-      if (body instanceof Readable) body.destroy();
       throw this.networkError(err);
     }
-    if (opts.expect.includes(res.status)) return res;
-    throw await this.responseError(opts.method, res);
+    if (opts.expect.includes(r.res.status)) return r;
+    throw await this.responseError(opts.method, r);
+  }
+
+  /** The Authorization header, bound to the registry's own origin (see httpRequest). */
+  private credentialHeader(): { authorization?: { origin: string; header: string } } {
+    return this.authorization ? { authorization: { origin: this.origin, header: this.authorization } } : {};
   }
 
   private networkError(err: unknown): Error {
+    if (err instanceof NixdockError) return err;
     const e = err as Error & { cause?: NodeJS.ErrnoException };
     if (e.name === 'AbortError' || this.opts.signal?.aborted) return new NixdockError('ABORTED', 'The registry operation was stopped', { cause: err });
     const code = e.cause?.code ?? '';
@@ -225,21 +239,25 @@ export class RegistryClient {
     });
   }
 
-  private async responseError(method: string, res: Response): Promise<Error> {
-    const text = await res.text().catch(() => '');
-    const detail = registryMessage(text);
+  private async responseError(method: string, r: HttpResponse): Promise<Error> {
+    const { res } = r;
+    const detail = registryMessage(await readSome(r, this.limits.errorBodyMaxBytes));
     if (res.status >= 500 || res.status === 429) return new RetryableError(`HTTP ${res.status}${detail ? ` (${detail})` : ''}`);
     if (res.status === 401 || res.status === 403) return authRejected(this.target.registry, res.status, this.credentials, detail);
-    return new NixdockError('REGISTRY', `${this.target.registry} refused ${method} ${new URL(res.url || this.target.baseUrl).pathname} (HTTP ${res.status})${detail ? `: ${detail}` : ''}`, {
+    return new NixdockError('REGISTRY', `${this.target.registry} refused ${method} ${clean(r.url.pathname)} (HTTP ${res.status})${detail ? `: ${detail}` : ''}`, {
       found: `HTTP ${res.status}`,
       hint: res.status === 404 ? 'Check the repository name and that the image exists.' : undefined,
     });
   }
 
-  private resolveLocation(res: Response): string {
-    const location = res.headers.get('location');
+  /**
+   * The upload URL a response names, relative to the request's URL. It may be on another host
+   * (storage behind the registry): then it gets no credentials (httpRequest); https → http is refused.
+   */
+  private resolveLocation(r: HttpResponse, base?: string): string {
+    const location = r.res.headers.get('location');
     if (!location) throw new NixdockError('REGISTRY', `${this.target.registry} opened an upload without saying where (no Location header)`);
-    return new URL(location, this.target.baseUrl).toString();
+    return checkedNextUrl(new URL(base ?? r.url), location).toString();
   }
 
   // ─────────────── auth ───────────────
@@ -261,7 +279,8 @@ export class RegistryClient {
         `repository:${repository}:${this.opts.actions.join(',')}`,
         ...(this.opts.mountFrom ?? []).map((from) => `repository:${from}:pull`),
       ];
-      this.authorization = `Bearer ${await fetchBearerToken(challenge, scopes, this.credentials, registry, this.opts.signal)}`;
+      const token = await fetchBearerToken(challenge, scopes, this.credentials, this.target, this.limits, this.opts.signal);
+      this.authorization = `Bearer ${token}`;
       return;
     }
     if (!this.credentials) throw authRejected(registry, 401, undefined);
@@ -271,32 +290,30 @@ export class RegistryClient {
   }
 
   private async ping(): Promise<Response> {
-    const res = await this.withRetries(async () => {
-      const headers: Record<string, string> = this.authorization ? { authorization: this.authorization } : {};
-      let r: Response;
+    return this.withRetries(async () => {
+      let r: HttpResponse;
       try {
-        r = await fetch(`${this.target.baseUrl}/v2/`, { headers, signal: this.opts.signal });
+        r = await httpRequest({ url: `${this.target.baseUrl}/v2/`, phase: 'document', signal: this.opts.signal, ...this.credentialHeader() }, this.limits);
       } catch (err) {
         throw this.networkError(err);
       }
-      if (r.status >= 500) throw new RetryableError(`HTTP ${r.status}`);
-      return r;
+      await discard(r);
+      if (r.res.status >= 500) throw new RetryableError(`HTTP ${r.res.status}`);
+      return r.res;
     });
-    await res.body?.cancel();
-    return res;
   }
 }
 
-/** The first message of a registry's `{"errors":[{code,message,detail}]}` body. */
+/** The first message of a registry's `{"errors":[{code,message,detail}]}` body, cleaned and cut to 200 characters. */
 function registryMessage(text: string): string | undefined {
   try {
-    const first = (JSON.parse(text) as { errors?: Array<{ code?: string; message?: string }> }).errors?.[0];
-    if (first) return [first.code, first.message].filter(Boolean).join(': ');
+    const first = (JSON.parse(text) as { errors?: Array<{ code?: unknown; message?: unknown }> }).errors?.[0];
+    const parts = [first?.code, first?.message].filter((p): p is string => typeof p === 'string' && p !== '');
+    if (parts.length > 0) return clean(parts.join(': '));
   } catch {
-    // not JSON: fall through to the raw text
+    // not JSON (or cut short by the cap): fall through to the raw text
   }
-  const trimmed = text.trim();
-  return trimmed ? trimmed.slice(0, 200) : undefined;
+  return clean(text) || undefined;
 }
 
 function withDigest(location: string, digest: Digest): string {

@@ -8,8 +8,10 @@ import { Readable } from 'node:stream';
 import { NixdockError } from '../errors.js';
 import type { Descriptor, Digest, ImageConfigFile, Platform } from '../types.js';
 import { RegistryClient } from './client.js';
+import type { RegistryLimits } from './http.js';
 import { MediaType } from '../image/manifest.js';
-import { sha256 } from '../digest.js';
+import { isDigest, sha256 } from '../digest.js';
+import { checkDescriptor, checkDescriptors } from '../image/descriptor.js';
 import { hostPlatform, selectPlatform } from './platform.js';
 import { PulledLayout } from '../formats/oci-layout/pulled.js';
 import { formatTarget, registryTarget } from './target.js';
@@ -27,6 +29,8 @@ export interface PullOptions {
   signal?: AbortSignal;
   tries?: number;
   backoffMs?: number;
+  /** Timeouts and size caps of the registry client (see RegistryLimits). */
+  limits?: Partial<RegistryLimits>;
 }
 
 export interface PulledImage {
@@ -45,10 +49,10 @@ const MANIFEST_TYPES: readonly string[] = [MediaType.ociManifest, MediaType.dock
 const INDEX_TYPES: readonly string[] = [MediaType.ociIndex, MediaType.dockerManifestList];
 
 interface ManifestDoc {
-  mediaType?: string;
-  config?: Descriptor;
-  layers?: Descriptor[];
-  manifests?: Descriptor[];
+  mediaType?: unknown;
+  config?: unknown;
+  layers?: unknown;
+  manifests?: unknown;
 }
 
 interface FetchedManifest {
@@ -68,12 +72,12 @@ export async function pullImage(ref: string, opts: PullOptions): Promise<PulledI
     });
   }
   const layout = new PulledLayout(join(opts.cacheDir, 'pulled'));
-  const client = new RegistryClient(target, { auth: opts.auth, signal: opts.signal, actions: ['pull'], tries: opts.tries, backoffMs: opts.backoffMs });
+  const client = new RegistryClient(target, { auth: opts.auth, signal: opts.signal, actions: ['pull'], tries: opts.tries, backoffMs: opts.backoffMs, limits: opts.limits });
   const fetcher = new Fetcher(layout, client, opts.signal);
   try {
     const root = await fetcher.manifest(target.digest ?? target.tag!, target.digest, ref);
     const manifest = INDEX_TYPES.includes(root.mediaType)
-      ? await fetcher.manifest(selectPlatform(root.doc.manifests ?? [], opts.platform ?? hostPlatform(), ref).digest, undefined, ref, true)
+      ? await fetcher.manifest(...platformEntry(root, opts.platform ?? hostPlatform(), ref))
       : root;
     const { config: configDesc, layers } = checkedManifest(manifest, ref);
     const config = parseConfig(await fetcher.read(configDesc, 'the image config'), layers.length, ref);
@@ -101,24 +105,28 @@ class Fetcher {
     private readonly signal?: AbortSignal,
   ) {}
 
-  /** `expected` is the digest the bytes must have (pinned refs and index entries); a tag has none. */
-  async manifest(reference: string, expected: Digest | undefined, ref: string, mustBeManifest = false): Promise<FetchedManifest> {
-    const pinned = expected ?? (reference.startsWith('sha256:') ? (reference as Digest) : undefined);
+  /**
+   * `expected` is the digest the bytes must have (pinned refs and index entries); a tag has none.
+   * An index entry also declares the size, which then caps the download.
+   */
+  async manifest(reference: string, expected: Digest | undefined, ref: string, mustBeManifest = false, size?: number): Promise<FetchedManifest> {
+    const pinned = expected ?? (isDigest(reference) ? reference : undefined);
     let bytes: Buffer;
     let contentType = '';
     if (pinned && this.layout.has(pinned)) {
       bytes = await this.layout.read(pinned);
     } else {
-      const got = await this.client.getManifest(reference, [...MANIFEST_TYPES, ...INDEX_TYPES]);
+      const got = await this.client.getManifest(reference, [...MANIFEST_TYPES, ...INDEX_TYPES], size);
       bytes = got.bytes;
       contentType = got.contentType.split(';')[0].trim();
       await this.layout.stage(Readable.from([bytes]), pinned ?? sha256(bytes), `the manifest of ${ref}`, this.signal);
     }
-    const doc = JSON.parse(bytes.toString('utf8')) as ManifestDoc;
-    const mediaType = doc.mediaType ?? (doc.manifests ? MediaType.ociIndex : doc.config ? MediaType.ociManifest : contentType);
+    const doc = parseDocument(bytes, `the manifest of ${ref}`);
+    const declared = typeof doc.mediaType === 'string' ? doc.mediaType : undefined;
+    const mediaType = declared ?? (doc.manifests ? MediaType.ociIndex : doc.config ? MediaType.ociManifest : contentType);
     const allowed = mustBeManifest ? MANIFEST_TYPES : [...MANIFEST_TYPES, ...INDEX_TYPES];
     if (!allowed.includes(mediaType)) {
-      throw new NixdockError('INPUT_INVALID', `${ref} is a kind of manifest nixdock cannot use`, {
+      throw new NixdockError('INPUT_INVALID', `${ref} is a kind of manifest nixdock cannot use${mustBeManifest && INDEX_TYPES.includes(mediaType) ? ' (an index inside an index)' : ''}`, {
         found: mediaType || 'no media type',
         expected: allowed.join(', '),
         hint: 'Use an image in OCI or Docker schema 2 format (e.g. copy it with `skopeo copy --format oci`).',
@@ -129,7 +137,7 @@ class Fetcher {
 
   /** Makes sure the blob is in the layout (or staged), downloading and verifying it when not. */
   async ensure(desc: Descriptor, what: string): Promise<void> {
-    if (!this.layout.has(desc.digest)) await this.layout.stage(await this.client.openBlob(desc.digest), desc.digest, what, this.signal);
+    if (!this.layout.has(desc.digest)) await this.layout.stage(await this.client.openBlob(desc.digest, desc.size), desc.digest, what, this.signal);
   }
 
   async read(desc: Descriptor, what: string): Promise<Buffer> {
@@ -138,22 +146,52 @@ class Fetcher {
   }
 }
 
+/** The index entry for the platform, checked, as arguments of Fetcher.manifest. */
+function platformEntry(index: FetchedManifest, platform: Platform, ref: string): Parameters<Fetcher['manifest']> {
+  const entries = checkDescriptors(index.doc.manifests, `the index of ${ref} (${index.digest})`, 'manifests');
+  const entry = selectPlatform(entries, platform, ref);
+  return [entry.digest, entry.digest, ref, true, entry.size];
+}
+
+/** Config and layer descriptors, every field checked before any of them names a request or a file. */
 function checkedManifest(manifest: FetchedManifest, ref: string): { config: Descriptor; layers: Descriptor[] } {
-  const { config, layers } = manifest.doc;
-  if (!config?.digest || !Array.isArray(layers)) {
-    throw new NixdockError('INPUT_INVALID', `The manifest of ${ref} has no config or no layer list`, { found: manifest.digest });
+  const where = `the manifest of ${ref} (${manifest.digest})`;
+  if (manifest.doc.config === undefined) throw new NixdockError('INPUT_INVALID', `${where} has no config`, { found: manifest.digest });
+  return { config: checkDescriptor(manifest.doc.config, where, 'config'), layers: checkDescriptors(manifest.doc.layers, where, 'layers') };
+}
+
+/** A JSON object from the registry; anything else is INPUT_INVALID (never a SyntaxError quoting local bytes). */
+function parseDocument(bytes: Buffer, what: string): ManifestDoc & Record<string, unknown> {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    doc = undefined;
   }
-  return { config, layers };
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
+    throw new NixdockError('INPUT_INVALID', `The registry sent ${what} that is not a JSON object`, {
+      found: `${bytes.length} bytes that do not parse as a JSON object`,
+      expected: 'a JSON manifest, index or image config',
+      hint: 'The registry is broken or not a registry (a proxy or login page answering instead?).',
+    });
+  }
+  return doc as ManifestDoc & Record<string, unknown>;
 }
 
 function parseConfig(bytes: Buffer, layerCount: number, ref: string): ImageConfigFile {
-  const config = JSON.parse(bytes.toString('utf8')) as ImageConfigFile;
+  const config = parseDocument(bytes, `the image config of ${ref}`) as Partial<ImageConfigFile>;
   const diffIds = config.rootfs?.diff_ids;
-  if (!Array.isArray(diffIds) || diffIds.length !== layerCount) {
+  if (!Array.isArray(diffIds) || !diffIds.every(isDigest)) {
+    throw new NixdockError('INPUT_INVALID', `The image config of ${ref} has diff_ids that are not digests`, {
+      found: JSON.stringify(diffIds)?.slice(0, 120),
+      expected: 'rootfs.diff_ids: an array of sha256:<64 hex>',
+    });
+  }
+  if (diffIds.length !== layerCount) {
     throw new NixdockError('INPUT_INVALID', `The image config of ${ref} does not list one diff_id per layer`, {
       found: `${Array.isArray(diffIds) ? diffIds.length : 'no'} diff_ids`,
       expected: `${layerCount} (the manifest's layers)`,
     });
   }
-  return config;
+  return config as ImageConfigFile;
 }

@@ -7,6 +7,7 @@
 import { NixdockError } from '../errors.js';
 import type { Codec, CompressedBlob, Digest, Image, Layer } from '../types.js';
 import { bufferBody, fileBody, RegistryClient, type BlobBody } from './client.js';
+import type { RegistryLimits } from './http.js';
 import { MediaType, ociManifest } from '../image/manifest.js';
 import { compressor } from '../layer/compress.js';
 import { spool, type SpooledBlob } from './spool.js';
@@ -36,6 +37,8 @@ export interface PushOptions {
   tries?: number;
   backoffMs?: number;
   chunkSize?: number;
+  /** Timeouts and size caps of the registry client (see RegistryLimits). */
+  limits?: Partial<RegistryLimits>;
 }
 
 export interface PushedBlob {
@@ -64,6 +67,7 @@ export async function pushImage(src: PushSource, ref: string, opts: PushOptions 
     tries: opts.tries,
     backoffMs: opts.backoffMs,
     chunkSize: opts.chunkSize,
+    limits: opts.limits,
   });
   const pusher = new BlobPusher(client, opts);
   const { image, codec } = src;

@@ -8,6 +8,7 @@ import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promise
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { NixdockError } from '../../errors.js';
+import { digestHex } from '../../digest.js';
 import type { Descriptor, Digest } from '../../types.js';
 import { spool } from '../../registry/spool.js';
 
@@ -27,7 +28,7 @@ export class PulledLayout {
   constructor(readonly dir: string) {}
 
   blobPath(digest: Digest): string {
-    return join(this.dir, 'blobs', 'sha256', digest.slice('sha256:'.length));
+    return join(this.dir, 'blobs', 'sha256', digestHex(digest));
   }
 
   has(digest: Digest): boolean {
@@ -75,7 +76,7 @@ export class PulledLayout {
   }
 
   private stagedPath(digest: Digest): string {
-    return join(this.staging!, digest.slice('sha256:'.length));
+    return join(this.staging!, digestHex(digest));
   }
 
   private async makeStagingDir(): Promise<string> {

@@ -7,10 +7,11 @@
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { sha256 } from '../../digest.js';
+import { digestHex, sha256 } from '../../digest.js';
 import { NixdockError } from '../../errors.js';
 import type { Codec, Descriptor, Digest } from '../../types.js';
-import { invalidBase, isDigest, parseImageConfig, parseJson } from '../image-json.js';
+import { descriptorProblem } from '../../image/descriptor.js';
+import { invalidBase, parseImageConfig, parseJson } from '../image-json.js';
 import { BaseLayer } from '../stored-layer.js';
 import type { BaseImage } from '../../base/read.js';
 
@@ -109,7 +110,7 @@ function layerCodec(mediaType: string): Codec {
 }
 
 function blobPath(dir: string, digest: Digest): string {
-  return join(dir, 'blobs', 'sha256', digest.slice('sha256:'.length));
+  return join(dir, 'blobs', 'sha256', digestHex(digest));
 }
 
 /** Small documents (manifests, configs) are read whole and checked against their digest. */
@@ -148,6 +149,5 @@ function parseManifest(bytes: Buffer, where: string): ManifestDocument {
 }
 
 function isDescriptor(value: unknown): value is Descriptor {
-  const d = value as Partial<Descriptor> | undefined;
-  return typeof d?.mediaType === 'string' && isDigest(d.digest) && typeof d.size === 'number';
+  return descriptorProblem(value) === undefined;
 }
