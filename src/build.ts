@@ -155,7 +155,8 @@ export async function planImage(spec: ImageSpec, ctx: BuildContext, run?: BuildR
   const store = openStore(ctx.config.store);
   const resolved = await resolveImage(spec, store, ctx.config.root, ctx.signal, ctx.index);
   ctx.index.recordStorePaths([...resolved.closure.paths.values()], resolved.closure.fingerprints);
-  const base = spec.fromImage ? await readBaseImage(spec.fromImage, { cacheDir: ctx.config.cacheDir, signal: ctx.signal }) : undefined;
+  const platform = { architecture: spec.architecture, ...(spec.variant !== undefined && { variant: spec.variant }) };
+  const base = spec.fromImage ? await readBaseImage(spec.fromImage, { cacheDir: ctx.config.cacheDir, signal: ctx.signal, platform }) : undefined;
   const baseLayers = base?.layers ?? [];
 
   const storeBudget = spec.maxLayers - baseLayers.length - 1;

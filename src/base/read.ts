@@ -4,7 +4,8 @@
  */
 import { NixdockError } from '../errors.js';
 import type { FromImage } from '../config/types.js';
-import type { Digest, ImageConfigFile, LayerSource } from '../types.js';
+import type { Digest, ImageConfigFile, LayerSource, Platform } from '../types.js';
+import { ociPlatform, type OciPlatform } from '../image/platform.js';
 import { readDockerArchive } from '../formats/docker-archive/read.js';
 import { readOciLayout } from '../formats/oci-layout/read.js';
 
@@ -19,10 +20,18 @@ export interface BaseImage {
 export interface ReadBaseOptions {
   cacheDir: string;
   signal?: AbortSignal;
+  /** The image's own platform: picked from a multi-platform index, and required of every base. */
+  platform?: OciPlatform;
 }
 
 export async function readBaseImage(from: FromImage, opts: ReadBaseOptions): Promise<BaseImage> {
   opts.signal?.throwIfAborted();
+  const base = await readBase(from, opts);
+  if (opts.platform) checkPlatform(base, opts.platform);
+  return base;
+}
+
+function readBase(from: FromImage, opts: ReadBaseOptions): Promise<BaseImage> {
   switch (from.kind) {
     case 'docker-archive':
       return readDockerArchive(from.path, opts.cacheDir);
@@ -33,14 +42,47 @@ export async function readBaseImage(from: FromImage, opts: ReadBaseOptions): Pro
   }
 }
 
+/**
+ * A base of another platform would give an image whose binaries cannot run together (an arm64
+ * libc under amd64 programs): refused, naming both. The variant counts only when both say one.
+ */
+function checkPlatform(base: BaseImage, wanted: OciPlatform): void {
+  const { architecture, variant } = base.config;
+  if (!architecture) return;
+  const found = normalised({ architecture, variant });
+  const want = normalised(wanted);
+  if (found.architecture === want.architecture && (found.variant === undefined || want.variant === undefined || found.variant === want.variant)) return;
+  const show = (p: OciPlatform) => ['linux', p.architecture, p.variant].filter(Boolean).join('/');
+  throw new NixdockError('INPUT_INVALID', `The base image ${base.description} is for ${show(found)}, but the image is for ${show(want)}`, {
+    location: { field: 'fromImage' },
+    found: show(found),
+    expected: show(want),
+    hint: 'Use a base image of the same platform (a multi-platform registry image is picked for the image\'s architecture/variant), or set the image\'s architecture to match.',
+  });
+}
+
 /** What src/registry/pull.ts provides (only the fields used here). */
 interface PullModule {
-  pullImage(ref: string, opts: { cacheDir: string; allowTag: boolean; signal?: AbortSignal }): Promise<{ layoutDir: string; manifestDigest: Digest }>;
+  pullImage(ref: string, opts: { cacheDir: string; allowTag: boolean; signal?: AbortSignal; platform?: Platform }): Promise<{ layoutDir: string; manifestDigest: Digest }>;
 }
 
 async function readPulledImage(from: Extract<FromImage, { kind: 'registry' }>, opts: ReadBaseOptions): Promise<BaseImage> {
-  const pulled = await (await loadPullModule()).pullImage(from.ref, { cacheDir: opts.cacheDir, allowTag: from.allowTag, ...(opts.signal && { signal: opts.signal }) });
+  const pulled = await (await loadPullModule()).pullImage(from.ref, {
+    cacheDir: opts.cacheDir,
+    allowTag: from.allowTag,
+    ...(opts.signal && { signal: opts.signal }),
+    ...(opts.platform && { platform: { os: 'linux' as const, ...ociPlatform(opts.platform.architecture, opts.platform.variant) } }),
+  });
   return readOciLayout(pulled.layoutDir, { digest: pulled.manifestDigest }, opts.cacheDir, `registry:${from.ref}`);
+}
+
+/** OCI spelling where nixdock knows the architecture; an unknown one is compared as written. */
+function normalised(p: OciPlatform): OciPlatform {
+  try {
+    return ociPlatform(p.architecture, p.variant);
+  } catch {
+    return p;
+  }
 }
 
 /** Loaded lazily: a build without a registry base never loads the HTTP client. */

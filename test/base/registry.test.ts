@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { readBaseImage } from '../../src/base/read.js';
 import { missingTools } from '../helpers/tools.js';
-import { readAll, sha256, tarDirectory, writeOciLayout } from './fixtures.js';
+import { imageConfig, readAll, sha256, tarDirectory, writeOciLayout } from './fixtures.js';
 
 const skip = missingTools([
   ['docker-registry', 'docker-registry'],
@@ -68,4 +68,58 @@ test('fromImage from a registry (pinned by digest) is pulled into the cache and 
   assert.equal(image.layers[0]!.diffId, sha256(layers[0]!));
   assert.equal(await image.layers[0]!.size(), layers[0]!.length);
   assert.equal(sha256(await readAll(image.layers[0]!.open())), sha256(layers[0]!));
+});
+
+/** Monolithic blob upload straight to the registry (the test builds manifests by hand). */
+async function putBlob(repo: string, bytes: Buffer): Promise<{ digest: string; size: number }> {
+  const digest = sha256(bytes);
+  const start = await fetch(`http://127.0.0.1:${port}/v2/${repo}/blobs/uploads/`, { method: 'POST' });
+  const location = new URL(start.headers.get('location')!, `http://127.0.0.1:${port}`);
+  location.searchParams.set('digest', digest);
+  const put = await fetch(location, { method: 'PUT', body: bytes, headers: { 'content-type': 'application/octet-stream' } });
+  assert.equal(put.status, 201);
+  return { digest, size: bytes.length };
+}
+
+async function putManifest(repo: string, reference: string, doc: object, mediaType: string): Promise<{ digest: string; size: number }> {
+  const bytes = Buffer.from(JSON.stringify(doc));
+  const res = await fetch(`http://127.0.0.1:${port}/v2/${repo}/manifests/${reference}`, { method: 'PUT', body: bytes, headers: { 'content-type': mediaType } });
+  assert.equal(res.status, 201, await res.text());
+  return { digest: sha256(bytes), size: bytes.length };
+}
+
+test("a multi-platform fromImage gives the image's own architecture/variant; another platform's base is an error naming both", { skip }, async () => {
+  const root = join(work, 'rootfs-multi');
+  mkdirSync(join(root, 'etc'), { recursive: true });
+  writeFileSync(join(root, 'etc', 'motd'), 'multi\n');
+  const layer = tarDirectory(root);
+  const repo = 'multi';
+  const layerDesc = { mediaType: 'application/vnd.oci.image.layer.v1.tar', ...(await putBlob(repo, layer)) };
+  const manifests = [];
+  for (const [architecture, variant] of [['amd64', undefined], ['arm64', 'v8'], ['arm', 'v7']] as const) {
+    const config = JSON.parse(imageConfig([layer], { Env: [`ARCH=${architecture}`] }).toString());
+    const configDesc = { mediaType: 'application/vnd.oci.image.config.v1+json', ...(await putBlob(repo, Buffer.from(JSON.stringify({ ...config, architecture, ...(variant && { variant }) })))) };
+    const manifestType = 'application/vnd.oci.image.manifest.v1+json';
+    const m = await putManifest(repo, architecture, { schemaVersion: 2, mediaType: manifestType, config: configDesc, layers: [layerDesc] }, manifestType);
+    manifests.push({ mediaType: manifestType, ...m, platform: { os: 'linux', architecture, ...(variant && { variant }) } });
+  }
+  const indexType = 'application/vnd.oci.image.index.v1+json';
+  const index = await putManifest(repo, 'multi', { schemaVersion: 2, mediaType: indexType, manifests }, indexType);
+  const ref = `127.0.0.1:${port}/${repo}@${index.digest}`;
+  const cacheDir = join(work, 'cache-multi');
+
+  for (const [architecture, variant] of [['arm64', 'v8'], ['amd64', undefined], ['aarch64', undefined]] as const) {
+    const base = await readBaseImage({ kind: 'registry', ref, allowTag: false }, { cacheDir, platform: { architecture, ...(variant && { variant }) } });
+    const expected = architecture === 'aarch64' ? 'arm64' : architecture;
+    assert.deepEqual(base.config.config.Env, [`ARCH=${expected}`], `picked for ${architecture}`);
+  }
+  // A single-platform base (the amd64 manifest by digest) under an arm64 image: refused, naming both.
+  const amd64 = `127.0.0.1:${port}/${repo}@${manifests[0]!.digest}`;
+  await assert.rejects(readBaseImage({ kind: 'registry', ref: amd64, allowTag: false }, { cacheDir, platform: { architecture: 'arm64', variant: 'v8' } }), (err: any) => {
+    assert.equal(err.code, 'INPUT_INVALID');
+    assert.match(err.message, /is for linux\/amd64, but the image is for linux\/arm64\/v8/);
+    return true;
+  });
+  // An index without the image's platform names what it offers.
+  await assert.rejects(readBaseImage({ kind: 'registry', ref, allowTag: false }, { cacheDir, platform: { architecture: 's390x' } }), /no image for linux\/s390x/);
 });
