@@ -15,6 +15,7 @@ import type { EventBus } from './events.js';
 import type { BuildCache } from './cache/cache.js';
 import { writeDockerArchive } from './formats/docker-archive/write.js';
 import { pushImage } from './registry/push.js';
+import { loadedName } from './reference.js';
 import type { Image, OutputResult } from './types.js';
 import { killProcessGroup } from './util/process.js';
 
@@ -73,7 +74,7 @@ async function loadInto(engine: Engine, image: Image, signal?: AbortSignal): Pro
   } finally {
     signal?.removeEventListener('abort', onAbort);
   }
-  return { format: engine, ref: `${image.name}:${image.tag}` };
+  return { format: engine, ref: loadedName(engine, image.name, image.tag) };
 }
 
 function engineArgs(engine: Engine): string[] {

@@ -128,3 +128,14 @@ export function formatReference(ref: ImageReference): string {
 export function registryOf(ref: ImageReference): string {
   return ref.registry ?? DEFAULT_REGISTRY;
 }
+
+/**
+ * The name under which an engine's `load` stores the image NAME:TAG, so every hint and `load:`
+ * result names what `podman run` / `docker run` will find. podman qualifies a name without a
+ * registry with `localhost/` (skopeo's containers-storage would say `docker.io/library/`, and a
+ * later `podman run NAME` then runs the stale `localhost/` copy); docker prints short names as is.
+ */
+export function loadedName(engine: 'podman' | 'docker', name: string, tag: string): string {
+  if (engine === 'docker' || splitRegistry(name).registry !== undefined) return `${name}:${tag}`;
+  return `localhost/${name}:${tag}`;
+}

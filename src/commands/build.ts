@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { buildImage, type BuildSummary } from '../build.js';
 import { EventBus } from '../events.js';
 import { attachConsoleReporter } from '../reporters/console.js';
+import { loadedName } from '../reference.js';
 import type { OutputFormat } from '../types.js';
 import { interruptSignal, loadProject, openIndex, selectImages } from './shared.js';
 
@@ -71,15 +72,18 @@ function jsonSummary(s: BuildSummary) {
 /** Tell the user where the image is and the command that loads it. */
 function howToUse(s: BuildSummary): string {
   const lines = [`\n${s.image}:${s.tag}  (${s.layers.length} layers: ${s.layersBuilt} built, ${s.layersReused} reused, ${s.ms} ms)`];
+  const podman = loadedName('podman', s.image, s.tag);
+  const docker = loadedName('docker', s.image, s.tag);
   for (const output of s.outputs) {
     if (output.format === 'oci') {
       lines.push(`  OCI layout      ${output.path}`);
-      lines.push(`    load:  skopeo copy oci:${output.path}:${s.tag} containers-storage:${s.image}:${s.tag}`);
-      lines.push(`    or:    skopeo copy oci:${output.path}:${s.tag} docker-daemon:${s.image}:${s.tag}`);
+      lines.push(`    load:  skopeo copy oci:${output.path}:${s.tag} containers-storage:${podman}`);
+      lines.push(`    or:    skopeo copy oci:${output.path}:${s.tag} docker-daemon:${docker}`);
     } else if (output.format === 'docker-archive') {
       lines.push(`  docker-archive  ${output.path}`);
       lines.push(`    load:  podman load -i ${output.path}   (or docker load -i …)`);
     }
   }
+  if (s.outputs.some((o) => o.format === 'oci' || o.format === 'docker-archive' || o.format === 'podman')) lines.push(`  then:  podman run --rm ${podman}   (docker run --rm ${docker})`);
   return lines.join('\n');
 }

@@ -72,14 +72,16 @@ describe('publish: push and load after a build', { skip }, () => {
     assert.deepEqual(outputs.map((o) => [o.format, o.ref]), [
       ['registry', `${registry.host}/team/app:a`],
       ['registry', `${registry.host}/other/app:b`],
-      ['podman', `app:${image.tag}`],
+      ['podman', `localhost/app:${image.tag}`],
     ]);
     assert.deepEqual(events, outputs.map((output) => ({ type: 'output:written', image: 'app', buildId: 'b1', output })));
     for (const output of outputs.slice(0, 2)) {
       const remote = JSON.parse(execFileSync('skopeo', ['inspect', '--tls-verify=false', `docker://${output.ref}`], { encoding: 'utf8' }));
       assert.equal(remote.Digest, output.manifestDigest);
     }
-    assert.equal(podman(store, [...RUN_FLAGS, `localhost/app:${image.tag}`]).trim(), 'published');
+    // The reported ref is the name podman stored the image under, and it runs the new build.
+    assert.deepEqual(podman(store, ['images', '--format', '{{.Repository}}:{{.Tag}}']).trim().split('\n'), [outputs[2]!.ref]);
+    assert.equal(podman(store, [...RUN_FLAGS, outputs[2]!.ref!]).trim(), 'published');
   });
 
   test('an engine that is not installed is TOOL_MISSING (exit 3) naming the package', async (t) => {
