@@ -215,8 +215,8 @@ async function withReferences(closure: Closure, references: readonly string[], s
 
 async function planNixpkgsImage(spec: ImageSpec, ctx: BuildContext): Promise<ImagePlan> {
   const conf = await readNixpkgsConf(spec.nixpkgsConf!);
-  const store = openStore(ctx.config.store);
-  const physicalPath = (p: string) => store.physicalPath(p);
+  // A conf.json names paths of its store_dir on this machine, whatever store the project uses.
+  const physicalPath = (p: string) => p;
   const base = conf.fromImage
     ? await readBaseImage({ kind: 'docker-archive', path: conf.fromImage }, { cacheDir: ctx.config.cacheDir, signal: ctx.signal })
     : undefined;

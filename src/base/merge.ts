@@ -1,21 +1,18 @@
 /**
- * The runtime config of an image built on a base, as dockerTools merges it: the base's Env is
- * inherited with the image's own values winning per variable (no duplicates, base order first,
- * then the image's new variables); every other field set by the image replaces the base's.
+ * The runtime config of an image built on a base, exactly as nixpkgs' stream_layered_image.py
+ * (overlay_base_config) merges it: only the base's Env is inherited, the image's own values
+ * winning per variable (no duplicates, base order first, then the image's new variables). Every
+ * other field (Cmd, Entrypoint, WorkingDir, User, Labels, …) is the image's own: a base's Cmd
+ * would otherwise run against contents it knows nothing of.
  */
 import type { ContainerConfig, ImageConfigFile } from '../types.js';
 
 export function mergeBaseConfig(base: ImageConfigFile, own: ContainerConfig): ContainerConfig {
-  const merged: Record<string, unknown> = {};
-  // Docker writes unset fields as null (`"Cmd": null`); they mean "not set".
-  for (const [key, value] of Object.entries(base.config ?? {})) if (value !== null && value !== undefined) merged[key] = value;
-  for (const [key, value] of Object.entries(own)) if (value !== undefined) merged[key] = value;
+  const { Env: _ownEnv, ...merged } = own;
+  // Docker writes unset fields as null (`"Env": null`); it means "not set".
   const env = mergeEnv(base.config?.Env ?? [], own.Env ?? []);
-  if (env.length > 0) merged.Env = env;
-  else delete merged.Env;
-  return merged as ContainerConfig;
+  return env.length > 0 ? { ...merged, Env: env } : merged;
 }
-
 function mergeEnv(base: readonly string[], own: readonly string[]): string[] {
   const byName = new Map<string, string>();
   for (const entry of [...base, ...own]) byName.set(envName(entry), entry);

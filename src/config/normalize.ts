@@ -38,7 +38,8 @@ export function normalizeImage(input: ImageSpecInput, ctx: SpecContext): ImageSp
     maxLayers: input.maxLayers ?? LAYER_BUDGET.default,
     layering: input.layering ?? 'stable',
     created,
-    mtime: input.mtime ?? created,
+    // dockerTools keeps file mtimes at 1970 whatever `created` says: `created: 'now'` must not change every layer.
+    mtime: input.mtime ?? DEFAULT_CREATED,
     uid: input.uid ?? 0,
     gid: input.gid ?? 0,
     uname: input.uname ?? 'root',

@@ -193,7 +193,7 @@ export const imageSpecSchema = z
       .describe('Total layer budget: base + store + customisation layers. 2..127, default 100 (containerd/overlayfs cannot mount more than 127)'),
     layering: z.enum(['stable', 'popularity']).optional().describe('How store paths are grouped into layers. Default "stable"; "popularity" is dockerTools\' classic split'),
     created: timestamp('Image creation time: RFC 3339 or "now". Default 1970-01-01T00:00:01Z').optional(),
-    mtime: timestamp('Modification time of every file in store layers: RFC 3339 or "now". Default: created').optional(),
+    mtime: timestamp('Modification time of every file in the layers: RFC 3339 or "now". Default 1970-01-01T00:00:01Z whatever `created` is, as in dockerTools').optional(),
     uid: z.number().int().min(0).optional().describe('Owner uid of store layer entries. Default 0'),
     gid: z.number().int().min(0).optional().describe('Owner gid of store layer entries. Default 0'),
     uname: z.string().min(1).optional().describe('Owner user name of store layer entries. Default "root"'),

@@ -39,7 +39,7 @@ export interface ImageSpec {
   layering: LayerStrategy;
   /** RFC 3339 timestamp or 'now'. Default 1970-01-01T00:00:01Z. */
   created: string;
-  /** RFC 3339 timestamp or 'now' for file mtimes. Default: same as created. */
+  /** RFC 3339 timestamp or 'now' for file mtimes. Default 1970-01-01T00:00:01Z (not `created`, as in dockerTools). */
   mtime: string;
   uid: number;
   gid: number;

@@ -20,7 +20,7 @@ import { stageNixDb, type NixDbContents } from './nix-db.js';
 import { assertStorePath } from './store-layer.js';
 import { scanStoreReferences } from './references.js';
 import { runSandboxed } from './sandbox.js';
-import { copyLocalDir, DIR_MODE, materialiseTree, mergeStoreRoots, removeTree, type MergedTree } from './stage-tree.js';
+import { copyLocalDir, DIR_MODE, locateStoreRoots, materialiseTree, mergeStoreRoots, removeTree, type MergedTree, type StoreRoot } from './stage-tree.js';
 import { tarBuffer, tarSize, writeTar } from '../tar/layer-tar.js';
 import { compareCodePoints, lstatIfExists, walkTree, type TarEntry, type TreeRoot } from '../tar/walk.js';
 
@@ -66,8 +66,11 @@ export interface CustomisationLayerSource extends LayerSource {
 const ROOT_OWNER = { uid: 0, gid: 0, uname: 'root', gname: 'root' } as const;
 
 export async function customisationLayerSource(opts: CustomisationLayerOptions): Promise<CustomisationLayerSource> {
-  if (isStoreOnly(opts)) return lazySource(opts);
-  const packed = await packInTemp(opts);
+  // Checked now, from lstat alone: a bad contents root must fail the build before any layer is written.
+  for (const storePath of opts.storeRoots) assertStorePath(storePath, opts.storeDir);
+  const roots = locateStoreRoots(opts.storeRoots, opts.storeDir, opts.physicalPath);
+  if (isStoreOnly(opts)) return lazySource(opts, roots);
+  const packed = await packInTemp(opts, roots);
   return packedSource(opts, packed);
 }
 
@@ -85,9 +88,9 @@ function isStoreOnly(opts: CustomisationLayerOptions): boolean {
  * that finds the recipe in the index (every rebuild of an unchanged image) never reads the roots.
  * Nothing is staged on disk: the merged tree is symlinks and directories only, tarred in memory.
  */
-function lazySource(opts: CustomisationLayerOptions): CustomisationLayerSource {
+function lazySource(opts: CustomisationLayerOptions, roots: StoreRoot[]): CustomisationLayerSource {
   let bytes: Buffer | undefined;
-  const pack = (): Buffer => (bytes ??= tarStoreRoots(opts));
+  const pack = (): Buffer => (bytes ??= tarStoreRoots(roots, opts.settings.mtime));
   return {
     kind: 'customisation',
     key: storeOnlyKey(opts),
@@ -108,11 +111,9 @@ function* lazyBytes(pack: () => Buffer): Generator<Buffer> {
 }
 
 /** The tar of the merged store roots, as staging and walking the tree would write it. */
-function tarStoreRoots(opts: CustomisationLayerOptions): Buffer {
-  for (const storePath of opts.storeRoots) assertStorePath(storePath, opts.storeDir);
-  const merged = mergeStoreRoots(opts.storeRoots.map((storePath) => ({ storePath, physical: opts.physicalPath(storePath) })));
-  const entries = mergedEntries(merged);
-  const settings = { ...ROOT_OWNER, mtime: opts.settings.mtime };
+function tarStoreRoots(roots: StoreRoot[], mtime: number): Buffer {
+  const entries = mergedEntries(mergeStoreRoots(roots));
+  const settings = { ...ROOT_OWNER, mtime };
   return tarBuffer({ entries, settings, size: tarSize(entries, settings) });
 }
 
@@ -152,25 +153,24 @@ interface PackedTar {
   references: string[];
 }
 
-async function packInTemp(opts: CustomisationLayerOptions): Promise<Packed> {
+async function packInTemp(opts: CustomisationLayerOptions, roots: StoreRoot[]): Promise<Packed> {
   await mkdir(opts.tmpDir, { recursive: true });
   const workDir = await mkdtemp(join(opts.tmpDir, 'nixdock-customisation-'));
   try {
     const tarPath = join(workDir, 'layer.tar');
-    return { workDir, tarPath, ...(await stageAndPack(opts, workDir, tarPath)) };
+    return { workDir, tarPath, ...(await stageAndPack(opts, roots, workDir, tarPath)) };
   } catch (err) {
     await removeTree(workDir);
     throw err;
   }
 }
 
-async function stageAndPack(opts: CustomisationLayerOptions, workDir: string, tarPath: string): Promise<PackedTar> {
+async function stageAndPack(opts: CustomisationLayerOptions, roots: StoreRoot[], workDir: string, tarPath: string): Promise<PackedTar> {
   const tree = join(workDir, 'root');
   const nixState = join(workDir, 'nix-state');
   try {
     await mkdir(tree, { mode: 0o755 });
-    for (const storePath of opts.storeRoots) assertStorePath(storePath, opts.storeDir);
-    await materialiseTree(mergeStoreRoots(opts.storeRoots.map((storePath) => ({ storePath, physical: opts.physicalPath(storePath) }))), tree);
+    await materialiseTree(mergeStoreRoots(roots), tree);
     for (const dir of opts.localDirs) await copyLocalDir(dir, tree);
     if (opts.nixDb) {
       await mkdir(nixState);

@@ -8,7 +8,8 @@
  * event loop gets a turn after each directory.
  */
 import { chmodSync, copyFileSync, lstatSync, mkdirSync, readdirSync, readlinkSync, rmSync, symlinkSync, type Stats } from 'node:fs';
-import { isAbsolute, join } from 'node:path';
+import { isAbsolute, join, posix } from 'node:path';
+import { isStoreEntryName } from '../store/paths.js';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { NixdockError } from '../errors.js';
 import { lstatIfExists } from '../tar/walk.js';
@@ -26,19 +27,50 @@ export interface StoreRoot {
 /** Store roots merged (see mergeStoreRoots): each name is a directory of the merge or a symlink's target. */
 export type MergedTree = Map<string, MergedTree | string>;
 
+/** Symlinks followed from a contents root to its directory at most (the kernel's own limit). */
+const MAX_LINK_HOPS = 40;
+
+/**
+ * The store roots of `contents` checked and located, from lstat alone, so a bad root is refused
+ * before any layer is written. A root that is a symlink to a directory (dockerTools'
+ * layeredStoreSymlink) is merged as that directory, as symlinkJoin's lndir does; its links keep
+ * pointing through the root's own name.
+ */
+export function locateStoreRoots(storePaths: readonly string[], storeDir: string, physicalPath: (storePath: string) => string): StoreRoot[] {
+  return storePaths.map((storePath) => ({ storePath, physical: directoryBehind(storePath, storeDir, physicalPath) }));
+}
+
+function directoryBehind(storePath: string, storeDir: string, physicalPath: (storePath: string) => string): string {
+  let logical = storePath;
+  for (let hop = 0; hop <= MAX_LINK_HOPS; hop++) {
+    const physical = physicalOf(logical, storeDir, physicalPath);
+    const stats = physical === undefined ? undefined : lstatIfExists(physical);
+    if (physical === undefined) throw storeRootError(storePath, 'INPUT_INVALID', `a symlink to ${logical}, outside the store`);
+    if (stats === undefined) throw storeRootError(storePath, 'STORE_PATH_MISSING', logical === storePath ? 'no such path' : `a symlink to ${logical}, which does not exist`);
+    if (stats.isDirectory()) return physical;
+    if (!stats.isSymbolicLink()) throw storeRootError(storePath, 'INPUT_INVALID', logical === storePath ? 'a single file' : `a symlink to the single file ${logical}`);
+    logical = posix.resolve(posix.dirname(logical), readlinkSync(physical));
+  }
+  throw storeRootError(storePath, 'INPUT_INVALID', `more than ${MAX_LINK_HOPS} symlinks in a row`);
+}
+
+/** Where a logical path below the store is on this machine; undefined outside the store. */
+function physicalOf(logical: string, storeDir: string, physicalPath: (storePath: string) => string): string | undefined {
+  if (!logical.startsWith(`${storeDir}/`)) return undefined;
+  const [entry, ...rest] = logical.slice(storeDir.length + 1).split('/');
+  if (!isStoreEntryName(entry!)) return undefined;
+  return [physicalPath(`${storeDir}/${entry}`), ...rest].join('/');
+}
+
 /**
  * Merges store paths' trees like `lndir`: directories merge, files become symlinks to their store
  * path, symlinks are copied as they are. The first root to claim a name keeps it. Only reads the
  * store: materialiseTree creates the result, or a layer is tarred from it directly.
+ * Roots come located (locateStoreRoots): each `physical` is a directory.
  */
 export function mergeStoreRoots(roots: StoreRoot[]): MergedTree {
   const merged: MergedTree = new Map();
-  for (const root of roots) {
-    const stats = lstatIfExists(root.physical);
-    if (stats === undefined) throw storeRootError(root.storePath, 'STORE_PATH_MISSING', 'no such path');
-    if (!stats.isDirectory()) throw storeRootError(root.storePath, 'INPUT_INVALID', stats.isSymbolicLink() ? 'a symlink' : 'a single file');
-    mergeChildren(root.storePath, root.physical, merged);
-  }
+  for (const root of roots) mergeChildren(root.storePath, root.physical, merged);
   return merged;
 }
 
@@ -127,7 +159,7 @@ function storeRootError(storePath: string, code: 'STORE_PATH_MISSING' | 'INPUT_I
   return new NixdockError(code, `Cannot merge ${storePath} into the image root`, {
     location: { file: storePath, field: 'contents' },
     found,
-    expected: 'a store path that is a directory (its tree is linked into /)',
+    expected: 'a store path that is a directory, or a symlink to one (its tree is linked into /)',
     hint: code === 'STORE_PATH_MISSING'
       ? `Realise it first (\`nix-store --realise ${storePath}\`).`
       : 'Only directories can be merged into /; wrap the file in a derivation that puts it in a directory (e.g. bin/).',

@@ -22,12 +22,17 @@ test('Env of only one side is kept as is; none at all stays absent', () => {
   assert.equal('Env' in mergeBaseConfig(base({}), {}), false);
 });
 
-test('other fields: the image overrides the base when set, the base fills the rest, Docker nulls mean unset', () => {
+test('only Env is inherited, as nixpkgs\' overlay_base_config does: the base\'s Cmd, WorkingDir, User, Labels are not', () => {
   const merged = mergeBaseConfig(
-    base({ Cmd: ['/bin/sh'], Entrypoint: null, WorkingDir: '/base', User: 'nobody', Labels: { from: 'base' }, Volumes: null }),
-    { Cmd: ['/bin/app'], WorkingDir: '/app', Labels: { own: 'yes' }, ExposedPorts: { '80/tcp': {} } },
+    base({ Cmd: ['/bin/sh'], Entrypoint: null, WorkingDir: '/base', User: 'nobody', Labels: { from: 'base' }, Volumes: null, Env: ['A=1'] }),
+    { Cmd: ['/bin/app'], Labels: { own: 'yes' }, ExposedPorts: { '80/tcp': {} } },
   );
-  assert.deepEqual(merged, { Cmd: ['/bin/app'], WorkingDir: '/app', User: 'nobody', Labels: { own: 'yes' }, ExposedPorts: { '80/tcp': {} } });
+  assert.deepEqual(merged, { Cmd: ['/bin/app'], Labels: { own: 'yes' }, ExposedPorts: { '80/tcp': {} }, Env: ['A=1'] });
+  assert.deepEqual(mergeBaseConfig(base({ Cmd: ['/bin/sh'], User: 'nobody' }), {}), {});
+});
+
+test('a base with "Env": null (Docker\'s unset) inherits nothing', () => {
+  assert.deepEqual(mergeBaseConfig(base({ Env: null }), { Env: ['B=1'] }), { Env: ['B=1'] });
 });
 
 test('the inputs are not modified', () => {

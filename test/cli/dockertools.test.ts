@@ -4,14 +4,15 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { tempProject } from '../config/project.js';
 import { BUSYBOX, drv, nixBuild } from '../helpers/nix.js';
 import { missingTools } from '../helpers/tools.js';
 import { RUN_FLAGS, podman, tempDir } from '../output/fixtures.js';
-import { nixdock, nixdockOk, snapshot } from './helpers.js';
+import { nixdock, nixdockOk, nixdockToFile, snapshot } from './helpers.js';
 
 const NIX: [string, string] = ['nix-build', 'nix-bin'];
 const BWRAP: [string, string] = ['bwrap', 'bubblewrap'];
@@ -59,4 +60,51 @@ test('extraCommands that fails (`false; true`) fails the build with exit 1 and l
   assert.equal(run.status, 1, run.stderr);
   assert.match(run.stderr, /error\[LAYER_BUILD\]: extraCommands failed \(exit status 1\)/);
   assert.deepEqual(snapshot(join(dir, 'out')), before);
+});
+
+test('a contents store path that is a symlink to a directory (layeredStoreSymlink) is merged as that directory', { skip: missingTools([NIX, ...PODMAN]) }, (t) => {
+  const [link] = nixBuild(drv('busybox-link', 'export PATH=/usr/bin:/bin; ln -s ${busybox} $out', { busybox: BUSYBOX }));
+  const dir = project(t, { contents: [link], config: { Cmd: ['/bin/sh', '-c', 'echo linked'] } });
+  nixdockOk(dir, ['build']);
+  assert.equal(runImage(t, join(dir, 'out', 'img.tar'), []), 'linked\n');
+});
+
+test('a contents store path that is a single file is refused (exit 2) before any layer is written', { skip: missingTools([NIX]) }, (t) => {
+  const { busybox } = fixtures();
+  const [file] = nixBuild(drv('single-file', 'export PATH=/usr/bin:/bin; echo just-a-file > $out'));
+  const dir = project(t, { contents: [busybox, file] });
+  const run = nixdock(dir, ['build']);
+  assert.equal(run.status, 2, run.stderr);
+  assert.match(run.stderr, /error\[INPUT_INVALID\]: Cannot merge .*-single-file into the image root/);
+  assert.match(run.stderr, /a single file/);
+  assert.equal(existsSync(join(dir, 'out', 'oci')), false, 'no layout, no blobs');
+  assert.equal(existsSync(join(dir, 'out', 'img.tar')), false);
+});
+
+test('created: "now" changes the config only: file mtimes stay at 1970 and every layer keeps its digest', { skip: missingTools([NIX]) }, (t) => {
+  const { busybox } = fixtures();
+  const fixed = project(t, { contents: [busybox], created: '2024-01-01T00:00:00Z' });
+  const now = project(t, { contents: [busybox], created: 'now' });
+  const layersOf = (dir: string) => (JSON.parse(nixdockOk(dir, ['build', '--json']).stdout) as { images: Array<{ layers: Array<{ diffId: string }> }> }).images[0]!.layers.map((l) => l.diffId);
+  assert.deepEqual(layersOf(now), layersOf(fixed));
+});
+
+test('stream --nixpkgs-conf inside a project with a `dir` store reads the conf\'s paths from its store_dir', { skip: missingTools([NIX, ['tar', 'tar']]) }, (t) => {
+  const { busybox } = fixtures();
+  const dir = tempProject(t, { 'nixdock.config.json': { store: { type: 'dir', path: './store' }, images: [] }, 'store/.keep': '' });
+  const layerDir = join(dir, 'custom');
+  mkdirSync(join(layerDir, 'tree'), { recursive: true });
+  execFileSync('tar', ['--owner=0', '--group=0', '--numeric-owner', '--mtime=@1', '-C', join(layerDir, 'tree'), '-cf', join(layerDir, 'layer.tar'), '.']);
+  writeFileSync(join(layerDir, 'checksum'), createHash('sha256').update(readFileSync(join(layerDir, 'layer.tar'))).digest('hex'));
+  const conf = {
+    architecture: 'amd64', config: { Cmd: ['/bin/sh'] }, created: '1970-01-01T00:00:01Z', mtime: '1970-01-01T00:00:01Z',
+    uid: 0, gid: 0, uname: 'root', gname: 'root', store_dir: '/nix/store', from_image: null,
+    store_layers: [[busybox]], customisation_layer: layerDir, repo_tag: 'conf-img:v1',
+  };
+  writeFileSync(join(dir, 'conf.json'), JSON.stringify(conf));
+  const archive = join(tempDir(t, 'nixdock-conf-'), 'image.tar');
+  const run = nixdockToFile(dir, ['stream', '--quiet', '--nixpkgs-conf', 'conf.json'], archive);
+  assert.equal(run.status, 0, run.stderr);
+  const listing = execFileSync('tar', ['-tf', archive], { encoding: 'utf8' });
+  assert.match(listing, /manifest\.json/);
 });
