@@ -4,13 +4,13 @@
  * `oci:DIR[:TAG]` or `docker-archive:PATH`.
  */
 import { createWriteStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { FromImage } from '../config/types.js';
 import { readBaseImage } from '../base/read.js';
 import { NixdockError } from '../errors.js';
 import { exportImage, type ExportLayer } from '../export.js';
+import { hasFormatPrefix, parseImageLocation } from '../image/location.js';
 import { parseReference } from '../reference.js';
 import { withTempFile } from '../util/atomic.js';
 import { projectImage } from './push.js';
@@ -68,19 +68,11 @@ async function readExportSource(from: ExportSource, opts: ExportOptions): Promis
 }
 
 /**
- * `oci:DIR[:TAG]` (a trailing `:TAG` only when DIR itself is not a directory), `docker-archive:PATH`,
- * or else an image reference NAME[:TAG] of the project.
+ * `oci:DIR[:TAG]` or `docker-archive:PATH` (src/image/location.ts), or else an image reference
+ * NAME[:TAG] of the project.
  */
 export async function parseExportSource(source: string): Promise<ExportSource> {
-  if (source.startsWith('docker-archive:')) return { kind: 'docker-archive', path: resolve(source.slice('docker-archive:'.length)) };
-  if (source.startsWith('oci:')) {
-    const rest = source.slice('oci:'.length);
-    const colon = rest.lastIndexOf(':');
-    if (colon > 0 && !(await isDirectory(rest)) && !rest.slice(colon + 1).includes('/')) {
-      return { kind: 'oci', path: resolve(rest.slice(0, colon)), tag: rest.slice(colon + 1) };
-    }
-    return { kind: 'oci', path: resolve(rest) };
-  }
+  if (hasFormatPrefix(source)) return parseImageLocation(source);
   if (isImageName(source)) return { kind: 'project', name: source };
   throw new NixdockError('INPUT_INVALID', `Unknown image source ${source}`, {
     location: { field: 'SOURCE' },
@@ -97,8 +89,4 @@ function isImageName(source: string): boolean {
   } catch {
     return false;
   }
-}
-
-async function isDirectory(path: string): Promise<boolean> {
-  return stat(path).then((s) => s.isDirectory(), () => false);
 }

@@ -11,6 +11,7 @@ import { extract } from 'tar-stream';
 import { readBaseImage } from '../base/read.js';
 import type { FromImage } from '../config/types.js';
 import { NixdockError } from '../errors.js';
+import { hasFormatPrefix, parseImageLocation } from '../image/location.js';
 import type { BuildRecord } from '../cache/history.js';
 import { formatBytes } from '../reporters/console.js';
 import type { LayerSource } from '../types.js';
@@ -45,7 +46,7 @@ export function register(program: Command): void {
 }
 
 function looksLikePath(target: string): boolean {
-  return /^(oci|docker-archive):/.test(target) || target.includes('/') || existsSync(target);
+  return hasFormatPrefix(target) || target.includes('/') || existsSync(target);
 }
 
 async function inspectProjectImage(name: string, opts: InspectOptions): Promise<InspectedLayer[]> {
@@ -82,11 +83,7 @@ async function inspectPath(target: string, opts: InspectOptions): Promise<Inspec
 }
 
 function parsePathTarget(target: string): FromImage {
-  if (target.startsWith('docker-archive:')) return { kind: 'docker-archive', path: resolve(target.slice(15)) };
-  if (target.startsWith('oci:')) {
-    const [dir, tag] = target.slice(4).split(':');
-    return { kind: 'oci', path: resolve(dir!), ...(tag ? { tag } : {}) };
-  }
+  if (hasFormatPrefix(target)) return parseImageLocation(target);
   return statSync(target).isDirectory() ? { kind: 'oci', path: resolve(target) } : { kind: 'docker-archive', path: resolve(target) };
 }
 

@@ -4,7 +4,7 @@
  */
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { parsePlatform } from '../registry/platform.js';
+import { parsePlatform } from '../image/platform.js';
 import { pullImage, type PulledImage } from '../registry/pull.js';
 import { interruptSignal, projectCacheDir } from './shared.js';
 

@@ -3,8 +3,9 @@
  * `nixdock stream app | podman load`. No temporary file: cold layers are hashed while they stream.
  */
 import { Command } from 'commander';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { streamImage } from '../build.js';
+import { DEFAULT_STORE_DIR, normalizeImage, normalizeTopLevel } from '../config/normalize.js';
 import type { ImageSpec, ResolvedConfig } from '../config/types.js';
 import { NixdockError } from '../errors.js';
 import { readNixpkgsConf } from '../nixpkgs.js';
@@ -67,44 +68,13 @@ async function streamTarget(name: string | undefined, opts: StreamOptions): Prom
   return { config, spec: nixpkgsSpec(file, name ?? (await readNixpkgsConf(file)).name) };
 }
 
-/** Defaults for running without a config file: the Nix store, a cache in ./.nixdock. */
+/** Running without a config file: an empty config's defaults (the Nix store, a cache in ./.nixdock), no gc after builds. */
 export function standaloneConfig(cwd: string): ResolvedConfig {
-  return {
-    configFile: resolve(cwd, 'nixdock.config.ts'),
-    root: cwd,
-    store: { type: 'nix', storeDir: '/nix/store' },
-    outDir: resolve(cwd, 'out'),
-    cacheDir: resolve(cwd, '.nixdock'),
-    formats: ['oci'],
-    daemon: { host: '127.0.0.1', port: 7391, debounceMs: 150, watch: [] },
-    gc: { keepBuilds: 5, afterBuild: false },
-    images: [],
-    dependencies: [],
-    specGlobs: [],
-  };
+  return { configFile: resolve(cwd, 'nixdock.config.ts'), ...normalizeTopLevel({ gc: { afterBuild: false } }, cwd), images: [], dependencies: [] };
 }
 
+/** An image that is the conf.json: the conf names its layers, config and architecture; the rest are the usual defaults. */
 function nixpkgsSpec(file: string, name: string): ImageSpec {
-  return {
-    name,
-    contents: [],
-    config: {},
-    maxLayers: 127,
-    layering: 'popularity',
-    created: '1970-01-01T00:00:01Z',
-    mtime: '1970-01-01T00:00:01Z',
-    uid: 0,
-    gid: 0,
-    uname: 'root',
-    gname: 'root',
-    architecture: 'amd64',
-    includeStorePaths: true,
-    includeNixDB: false,
-    nixpkgsConf: file,
-    compression: 'none',
-    push: [],
-    load: [],
-    watch: [],
-    source: { file, field: '' },
-  };
+  const ctx = { code: 'CONFIG_INVALID', file, field: '', root: dirname(file), storeDir: DEFAULT_STORE_DIR } as const;
+  return normalizeImage({ name, maxLayers: 127, layering: 'popularity', nixpkgsConf: file }, ctx);
 }

@@ -5,6 +5,8 @@
  */
 import { statSync } from 'node:fs';
 import { dirname, isAbsolute, posix, relative, resolve, sep } from 'node:path';
+import { parseImageLocation } from '../image/location.js';
+import { hostArchitecture } from '../image/platform.js';
 import type { ContainerConfig, Installable } from '../types.js';
 import { fieldError, joinField, render, type ConfigErrorCode } from './errors.js';
 import { LAYER_BUDGET, type ContentsEntryInput, type FromImageInput, type ImageSpecInput, type NixdockConfigInput } from './schema.js';
@@ -29,7 +31,7 @@ export interface SpecContext {
 export function normalizeImage(input: ImageSpecInput, ctx: SpecContext): ImageSpec {
   const dir = dirname(ctx.file);
   const created = input.created ?? DEFAULT_CREATED;
-  const architecture = input.architecture ?? hostArchitecture(ctx);
+  const architecture = input.architecture ?? defaultArchitecture(ctx);
   return {
     name: input.name,
     ...(input.tag !== undefined && { tag: input.tag }),
@@ -148,19 +150,14 @@ function emptyRecord(keys: string[]): Record<string, Record<string, never>> {
 
 // ─────────────────────────── platform ───────────────────────────
 
-/** Node's process.arch → OCI architecture. */
-const HOST_ARCHITECTURES: Partial<Record<NodeJS.Architecture, string>> = {
-  x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', riscv64: 'riscv64', s390x: 's390x',
-};
-
 const VARIANTS: Record<string, { allowed: string[]; default?: string }> = {
   arm64: { allowed: ['v8'], default: 'v8' },
   arm: { allowed: ['v5', 'v6', 'v7'], default: 'v7' },
   amd64: { allowed: ['v1', 'v2', 'v3', 'v4'] },
 };
 
-function hostArchitecture(ctx: SpecContext): string {
-  const arch = HOST_ARCHITECTURES[process.arch];
+function defaultArchitecture(ctx: SpecContext): string {
+  const arch = hostArchitecture();
   if (arch) return arch;
   throw fieldError(ctx.code, ctx.file, {
     field: joinField(ctx.field, ['architecture']),
@@ -191,15 +188,7 @@ function normalizeFromImage(input: FromImageInput, dir: string): FromImage {
     if ('dockerArchive' in input) return { kind: 'docker-archive', path: resolve(dir, input.dockerArchive) };
     return { kind: 'oci', path: resolve(dir, input.oci), ...(input.tag !== undefined && { tag: input.tag }) };
   }
-  if (input.startsWith('docker-archive:')) return { kind: 'docker-archive', path: resolve(dir, input.slice(15)) };
-  if (input.startsWith('oci:')) {
-    // "oci:DIR:TAG": the tag is after the last colon, unless that colon belongs to the path.
-    const rest = input.slice(4);
-    const colon = rest.lastIndexOf(':');
-    const hasTag = colon > rest.lastIndexOf('/');
-    return { kind: 'oci', path: resolve(dir, hasTag ? rest.slice(0, colon) : rest), ...(hasTag && { tag: rest.slice(colon + 1) }) };
-  }
-  return { kind: 'registry', ref: input, allowTag: false };
+  return parseImageLocation(input, dir);
 }
 
 /** A glob written relative to `dir`, re-expressed relative to the project root (posix separators). */

@@ -10,7 +10,8 @@ import type { Codec, Digest, LayerSource } from '../types.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { autoDecompress } from './decompress.js';
 import { checkLayerSafety } from '../tar/safety.js';
-import { verifyingStream } from '../base/verify.js';
+import { DigestStream } from '../digest.js';
+import { NixdockError } from '../errors.js';
 
 export interface BaseLayerInit {
   diffId: Digest;
@@ -55,15 +56,12 @@ export class BaseLayer implements LayerSource {
     const streams: NodeJS.ReadWriteStream[] = [];
     const { blobDigest } = this.init;
     if (blobDigest && !this.verified) {
-      streams.push(verifyingStream({ expected: blobDigest, what: this.description, digestKind: 'blob digest' }));
+      streams.push(this.verifying(blobDigest, 'blob digest'));
     }
     streams.push(autoDecompress());
     if (!this.verified) {
       streams.push(
-        verifyingStream({
-          expected: this.diffId,
-          what: this.description,
-          digestKind: 'diff_id',
+        this.verifying(this.diffId, 'diff_id', {
           sideCheck: (tar) => checkLayerSafety(tar, this.description),
           onVerified: (size) => this.markVerified(size),
         }),
@@ -76,7 +74,19 @@ export class BaseLayer implements LayerSource {
   openCompressed(codec: Codec): Readable | undefined {
     const { compressed, blobDigest } = this.init;
     if (!compressed || compressed.codec !== codec || !blobDigest) return undefined;
-    return pipeline(this.init.openBlob(), verifyingStream({ expected: blobDigest, what: this.description, digestKind: 'blob digest' }), () => undefined);
+    return pipeline(this.init.openBlob(), this.verifying(blobDigest, 'blob digest'), () => undefined);
+  }
+
+  /** Fails with DIGEST_MISMATCH at the end when the bytes are not what the image says they are. */
+  private verifying(expected: Digest, digestKind: 'diff_id' | 'blob digest', opts: { sideCheck?: (tar: Readable) => Promise<void>; onVerified?: (size: number) => void } = {}): DigestStream {
+    return new DigestStream({
+      ...(opts.sideCheck && { sideCheck: opts.sideCheck }),
+      check: (size, actual) => {
+        if (actual !== expected) return digestMismatch(this.description, digestKind, expected, actual);
+        opts.onVerified?.(size);
+        return undefined;
+      },
+    });
   }
 
   private markVerified(size: number): void {
@@ -103,6 +113,15 @@ export class BaseLayer implements LayerSource {
       // Only a cache: the size is recomputed next time.
     }
   }
+}
+
+function digestMismatch(what: string, digestKind: string, expected: Digest, actual: Digest): NixdockError {
+  return new NixdockError('DIGEST_MISMATCH', `The bytes of ${what} do not match its ${digestKind}`, {
+    location: { file: what },
+    found: actual,
+    expected,
+    hint: 'The base image is corrupt or was changed after it was written; re-create or re-pull it.',
+  });
 }
 
 async function countBytes(stream: Readable): Promise<number> {

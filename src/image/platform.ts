@@ -1,8 +1,11 @@
 /**
- * OCI platform values. Users (and nixpkgs) write `x86_64`, `aarch64`, `arm64v8`; image configs
- * must say `amd64`, `arm64` + `v8` — tools mis-handle anything else.
+ * OCI platform values, the one place for them: normalising architectures, the host's platform,
+ * parsing `linux/arm64/v8`, and choosing an image index's entry for a platform (registry pulls
+ * and OCI layouts alike). Users (and nixpkgs) write `x86_64`, `aarch64`, `arm64v8`; image
+ * configs must say `amd64`, `arm64` + `v8` — tools mis-handle anything else.
  */
 import { NixdockError } from '../errors.js';
+import type { Descriptor, Platform } from '../types.js';
 
 export interface OciPlatform {
   architecture: string;
@@ -51,8 +54,57 @@ export function ociPlatform(architecture: string, variant?: string): OciPlatform
   return chosen === undefined ? { architecture } : { architecture, variant: chosen };
 }
 
-/** The OCI architecture of the machine nixdock runs on (Node's process.arch names). */
-export function hostPlatform(): OciPlatform {
-  const byNodeArch: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', riscv64: 'riscv64', s390x: 's390x' };
-  return ociPlatform(byNodeArch[process.arch] ?? process.arch);
+/** Node's process.arch → OCI architecture. */
+const NODE_ARCHITECTURES: Partial<Record<NodeJS.Architecture, string>> = {
+  x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', riscv64: 'riscv64', s390x: 's390x',
+};
+
+/** The OCI architecture of the machine nixdock runs on; undefined when OCI has no name for it. */
+export function hostArchitecture(): string | undefined {
+  return NODE_ARCHITECTURES[process.arch];
+}
+
+/** The platform of the machine nixdock runs on. */
+export function hostPlatform(): Platform {
+  return { os: 'linux', ...ociPlatform(hostArchitecture() ?? process.arch) };
+}
+
+export function formatPlatform(p: { os?: string; architecture?: string; variant?: string }): string {
+  return [p.os, p.architecture, p.variant].filter(Boolean).join('/');
+}
+
+/** `linux/arm64/v8`, `linux/amd64` or just `arm64` (aliases like aarch64 are normalised). */
+export function parsePlatform(text: string): Platform {
+  const parts = text.split('/');
+  const [os, architecture, variant] = parts.length === 1 ? ['linux', parts[0]] : parts;
+  if (os !== 'linux' || !architecture || parts.length > 3) {
+    throw new NixdockError('INPUT_INVALID', `Not a platform nixdock can use: ${JSON.stringify(text)}`, {
+      location: { field: '--platform' },
+      found: text,
+      expected: 'linux/ARCH[/VARIANT], e.g. linux/amd64 or linux/arm64/v8',
+    });
+  }
+  return { os: 'linux', ...ociPlatform(architecture, variant) };
+}
+
+/**
+ * The index entry for `wanted` (variants compared with containerd's defaults: arm64 means v8);
+ * an INPUT_INVALID error listing what the index offers otherwise.
+ */
+export function selectPlatform(manifests: Descriptor[], wanted: Platform, ref: string): Descriptor {
+  const variantOf = (p: Partial<Platform>) => p.variant ?? DEFAULT_VARIANT[p.architecture ?? ''];
+  const match = manifests.find(
+    (m) =>
+      m.platform?.os === wanted.os &&
+      m.platform.architecture === wanted.architecture &&
+      (wanted.variant === undefined || variantOf(m.platform) === variantOf(wanted)),
+  );
+  if (match) return match;
+  const available = manifests.filter((m) => m.platform).map((m) => formatPlatform(m.platform!));
+  throw new NixdockError('INPUT_INVALID', `${ref} has no image for ${formatPlatform(wanted)}`, {
+    location: { file: ref },
+    found: available.length > 0 ? available.join(', ') : 'an index without platform entries',
+    expected: formatPlatform(wanted),
+    hint: 'Pick one of the platforms found with --platform (or the image spec\'s architecture/variant), or a single-platform image (skopeo copy --override-arch …).',
+  });
 }

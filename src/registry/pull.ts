@@ -12,7 +12,7 @@ import type { RegistryLimits } from './http.js';
 import { MediaType } from '../image/manifest.js';
 import { isDigest, sha256 } from '../digest.js';
 import { checkDescriptor, checkDescriptors } from '../image/descriptor.js';
-import { hostPlatform, selectPlatform } from './platform.js';
+import { hostPlatform, selectPlatform } from '../image/platform.js';
 import { PulledLayout } from '../formats/oci-layout/pulled.js';
 import { formatTarget, registryTarget } from './target.js';
 import type { AuthOptions } from './types.js';

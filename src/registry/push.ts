@@ -10,7 +10,7 @@ import { bufferBody, fileBody, RegistryClient, type BlobBody } from './client.js
 import type { RegistryLimits } from './http.js';
 import { MediaType, ociManifest } from '../image/manifest.js';
 import { compressor } from '../layer/compress.js';
-import { spool, type SpooledBlob } from './spool.js';
+import { spool, type SpooledBlob } from '../util/spool.js';
 import { formatTarget, registryTarget } from './target.js';
 import { hasCompressedBytes, type AuthOptions, type BlobAction, type BlobKind, type BlobPushEvent, type CompressedDigestCache } from './types.js';
 

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { describe, test } from 'node:test';
-import { DigestStream, hashLayer } from '../../src/layer/hash.js';
+import { DigestStream } from '../../src/digest.js';
+import { hashLayer } from '../../src/layer/hash.js';
 import type { LayerSource } from '../../src/types.js';
 import { readAll } from './fixtures.js';
 

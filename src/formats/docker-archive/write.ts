@@ -15,7 +15,8 @@ import { MediaType, ociManifest } from '../../image/manifest.js';
 import type { Digest, Image, Layer, LayerSource, OutputResult } from '../../types.js';
 import { removeAbandonedTemps, withTempFile } from '../../util/atomic.js';
 import { digestHex } from '../../digest.js';
-import { assertExpected, CheckedDigestStream } from '../../output/digest.js';
+import { assertExpected, expectingStream } from '../../digest.js';
+import { BLOBS_DIR, blobName } from '../oci-layout/blobs.js';
 import { ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME } from '../oci-layout/write.js';
 import { TarWriter } from '../../tar/archive-writer.js';
 
@@ -29,8 +30,6 @@ interface ArchiveManifestEntry {
 const MANIFEST_JSON_SHAPE = { items: { keys: ['Config', 'RepoTags', 'Layers'] } };
 const LAYOUT_FILE = Buffer.from('{"imageLayoutVersion":"1.0.0"}');
 
-const blobName = (digest: Digest): string => `blobs/sha256/${digestHex(digest)}`;
-
 /**
  * Writes the hybrid archive. Layer bytes come from layer.source.open() and are verified against
  * the diffId while written; on a mismatch the stream fails before the entry completes.
@@ -43,7 +42,7 @@ async function writeHybrid(images: Image[], writer: TarWriter): Promise<void> {
   if (images.length === 0) throw new NixdockError('INTERNAL', 'writeDockerArchive needs at least one image');
   await writer.run(async (tar) => {
     await tar.directory('blobs/');
-    await tar.directory('blobs/sha256/');
+    await tar.directory(`${BLOBS_DIR}/`);
     await tar.file('oci-layout', LAYOUT_FILE);
     const written = new Set<Digest>();
     const writeOnce = async (digest: Digest, write: () => Promise<void>): Promise<void> => {
@@ -136,7 +135,7 @@ async function streamKnownLayer(tar: TarWriter, name: string, layer: Layer, inde
   const what = `Layer ${index} (${layer.source.description})`;
   // A file of known-good bytes needs no hashing, so it can skip the stream machinery too.
   if (layer.verifiedBytes && layer.source.tarFile !== undefined) return tar.copyFile(name, layer.size, layer.source.tarFile, what);
-  const verify = new CheckedDigestStream({ digest: layer.diffId, size: layer.size, what, trusted: layer.verifiedBytes });
+  const verify = expectingStream({ digest: layer.diffId, size: layer.size, what, trusted: layer.verifiedBytes });
   await tar.stream(name, layer.size, layer.source.open(), verify);
 }
 
@@ -164,7 +163,7 @@ async function streamColdLayer(tar: TarWriter, name: string, source: LayerSource
     assertExpected(expected, size, written);
     return { source, diffId: written, size, built: true, compressed: {} };
   }
-  const hash = new CheckedDigestStream(expected);
+  const hash = expectingStream(expected);
   await tar.stream(name, size, source.open(), hash);
   return { source, diffId: hash.digest(), size, built: true, compressed: {} };
 }

@@ -9,10 +9,18 @@ import { join } from 'node:path';
 import type { Digest } from '../../types.js';
 import { NixdockError } from '../../errors.js';
 
+/** The directory of sha256 blobs, relative to a layout's root (and inside a Docker 25+ archive). */
+export const BLOBS_DIR = 'blobs/sha256';
+
+/** A blob's name relative to a layout's root: `blobs/sha256/<hex>`. */
+export function blobName(digest: Digest): string {
+  const [algorithm, hex] = digest.split(':') as [string, string];
+  return `blobs/${algorithm}/${hex}`;
+}
+
 /** Where a blob lives inside a blob directory (the OCI image layout convention). */
 export function blobPath(dir: string, digest: Digest): string {
-  const [algorithm, hex] = digest.split(':') as [string, string];
-  return join(dir, 'blobs', algorithm, hex);
+  return join(dir, blobName(digest));
 }
 
 export interface DescriptorLike {

@@ -10,7 +10,8 @@ import type { Readable } from 'node:stream';
 import { NixdockError } from '../../errors.js';
 import { digestHex } from '../../digest.js';
 import type { Descriptor, Digest } from '../../types.js';
-import { spool } from '../../registry/spool.js';
+import { BLOBS_DIR, blobPath } from './blobs.js';
+import { spool } from '../../util/spool.js';
 
 interface LayoutIndex {
   schemaVersion: 2;
@@ -28,7 +29,7 @@ export class PulledLayout {
   constructor(readonly dir: string) {}
 
   blobPath(digest: Digest): string {
-    return join(this.dir, 'blobs', 'sha256', digestHex(digest));
+    return blobPath(this.dir, digest);
   }
 
   has(digest: Digest): boolean {
@@ -57,7 +58,7 @@ export class PulledLayout {
 
   /** Moves every staged blob into blobs/ and names the manifest in index.json (both atomic renames). */
   async commit(manifest: Descriptor, imageName: string): Promise<void> {
-    await mkdir(join(this.dir, 'blobs', 'sha256'), { recursive: true });
+    await mkdir(join(this.dir, BLOBS_DIR), { recursive: true });
     for (const digest of this.staged) await rename(this.stagedPath(digest), this.blobPath(digest));
     this.staged.clear();
     await this.discard();

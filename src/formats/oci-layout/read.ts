@@ -7,7 +7,9 @@
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { digestHex, sha256 } from '../../digest.js';
+import { sha256 } from '../../digest.js';
+import { hostPlatform, selectPlatform } from '../../image/platform.js';
+import { blobPath } from './blobs.js';
 import { NixdockError } from '../../errors.js';
 import type { Codec, Descriptor, Digest } from '../../types.js';
 import { descriptorProblem } from '../../image/descriptor.js';
@@ -39,7 +41,8 @@ export async function readOciLayout(dir: string, select: OciSelector, cacheDir: 
   let descriptor = chooseManifest(index.manifests, select, description);
   if (INDEX_TYPES.has(descriptor.mediaType)) {
     const nested = parseIndex(await readBlob(dir, descriptor, description), `${description} (${descriptor.digest})`);
-    descriptor = choosePlatform(nested.manifests, description);
+    // A one-entry index is that image, whatever platform it names (or none).
+    descriptor = nested.manifests.length === 1 ? nested.manifests[0]! : selectPlatform(nested.manifests, hostPlatform(), description);
   }
   const manifest = parseManifest(await readBlob(dir, descriptor, description), `${description} (${descriptor.digest})`);
   const config = parseImageConfig(await readBlob(dir, manifest.config, description), `${description} (config ${manifest.config.digest})`, manifest.layers.length);
@@ -89,28 +92,10 @@ function chooseManifest(manifests: Descriptor[], select: OciSelector, descriptio
   });
 }
 
-const HOST_ARCH: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', riscv64: 'riscv64', s390x: 's390x' };
-
-function choosePlatform(manifests: Descriptor[], description: string): Descriptor {
-  const architecture = HOST_ARCH[process.arch] ?? process.arch;
-  const match = manifests.find((m) => m.platform?.os === 'linux' && m.platform.architecture === architecture) ?? (manifests.length === 1 ? manifests[0] : undefined);
-  if (match) return match;
-  throw new NixdockError('IMAGE_NOT_FOUND', `${description}: the image index has no linux/${architecture} image`, {
-    location: { file: description },
-    found: manifests.map((m) => `${m.platform?.os}/${m.platform?.architecture}`).join(', '),
-    expected: `linux/${architecture}`,
-    hint: 'Pick a single-platform image (skopeo copy --override-arch …) for your base.',
-  });
-}
-
 function layerCodec(mediaType: string): Codec {
   if (mediaType.endsWith('+gzip') || mediaType.endsWith('.gzip')) return 'gzip';
   if (mediaType.endsWith('+zstd')) return 'zstd';
   return 'none';
-}
-
-function blobPath(dir: string, digest: Digest): string {
-  return join(dir, 'blobs', 'sha256', digestHex(digest));
 }
 
 /** Small documents (manifests, configs) are read whole and checked against their digest. */

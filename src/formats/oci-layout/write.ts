@@ -12,12 +12,11 @@ import { pipeline } from 'node:stream/promises';
 import { NixdockError } from '../../errors.js';
 import { INDEX_SHAPE, canonicalJson } from '../../image/canonical.js';
 import { MediaType, ociManifest } from '../../image/manifest.js';
-import { DigestStream } from '../../layer/hash.js';
 import type { Codec, Descriptor, Digest, Image, ImageConfigFile, Layer, LayerSource, OutputResult } from '../../types.js';
 import { removeAbandonedTemps, tempPathFor, writeFileAtomic, writeNewFile } from '../../util/atomic.js';
 import { compressor } from '../../layer/compress.js';
-import { digestHex, sha256 } from '../../digest.js';
-import { assertExpected, CheckedDigestStream, type Expected } from '../../output/digest.js';
+import { assertExpected, DigestStream, expectingStream, sha256, type Expected } from '../../digest.js';
+import { BLOBS_DIR, blobPath } from './blobs.js';
 
 export const ANNOTATION_REF_NAME = 'org.opencontainers.image.ref.name';
 export const ANNOTATION_IMAGE_NAME = 'io.containerd.image.name';
@@ -57,7 +56,7 @@ export class OciLayout {
   constructor(readonly dir: string, private readonly options: OciLayoutOptions = {}) {}
 
   blobPath(digest: Digest): string {
-    return join(this.dir, 'blobs', 'sha256', digestHex(digest));
+    return blobPath(this.dir, digest);
   }
 
   async hasBlob(digest: Digest, size?: number): Promise<boolean> {
@@ -121,7 +120,7 @@ export class OciLayout {
     }
     const expected = { digest: source.diffId, size, what: `Layer ${source.description}` };
     if (codec === 'none' && source.writeToFd) return this.writeFromFd(source, source.writeToFd, expected, signal);
-    const tar = new CheckedDigestStream(expected);
+    const tar = expectingStream(expected);
     const compress = compressor(codec);
     const blob = compress ? new DigestStream() : tar;
     const tmp = tempPathFor(join(this.blobsDir(), 'layer'));
@@ -305,7 +304,7 @@ export class OciLayout {
   }
 
   private blobsDir(): string {
-    return join(this.dir, 'blobs', 'sha256');
+    return join(this.dir, BLOBS_DIR);
   }
 
   private async ensureLayout(): Promise<void> {

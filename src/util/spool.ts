@@ -2,13 +2,14 @@
  * Streams bytes to a temporary file while hashing them, so a blob's digest and size are known
  * before it is uploaded or stored, and memory stays bounded whatever the layer size.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Transform, type Duplex, type Readable } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { DigestStream } from '../digest.js';
 import type { Digest } from '../types.js';
 
 export interface SpooledBlob {
@@ -24,15 +25,7 @@ export async function spool(source: Readable, opts: { dir?: string; signal?: Abo
   const dir = opts.dir ?? tmpdir();
   const path = join(dir, `.nixdock-blob-${randomBytes(8).toString('hex')}.tmp`);
   const remove = () => rm(path, { force: true });
-  const hash = createHash('sha256');
-  let size = 0;
-  const tap = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      hash.update(chunk);
-      size += chunk.length;
-      done(null, chunk);
-    },
-  });
+  const tap = new DigestStream();
   try {
     const write = createWriteStream(path, { flags: 'wx', mode: 0o644 });
     const signal = opts.signal;
@@ -41,5 +34,5 @@ export async function spool(source: Readable, opts: { dir?: string; signal?: Abo
     await remove();
     throw err;
   }
-  return { path, digest: `sha256:${hash.digest('hex')}`, size, remove };
+  return { path, digest: tap.digest(), size: tap.bytes, remove };
 }
