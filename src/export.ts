@@ -13,7 +13,7 @@
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar, { type Header, type Pack } from 'tar-stream';
-import { createEntryChecker, pathComponents } from './tar/safety.js';
+import { createEntryChecker, lexicalPath } from './tar/safety.js';
 
 export interface ExportLayer {
   open(): Readable;
@@ -68,9 +68,10 @@ async function indexLayer(root: TreeNode, layer: ExportLayer, layerIndex: number
   const entries: Placed[] = [];
   let seq = 0;
   await forEachEntry(layer.open(), signal, async (header, content) => {
-    check(header);
+    // Placed by its lexically resolved name: `a/../b/x` is `b/x` to every extractor, and
+    // `a/../.wh.secret` whites out `secret`.
+    const path = check(header);
     content.resume();
-    const path = pathComponents(header.name);
     const name = path.at(-1) ?? '';
     const position = { layer: layerIndex, seq: seq++ };
     if (name.startsWith(WHITEOUT)) whiteouts.push(path);
@@ -150,9 +151,11 @@ function collect(node: TreeNode, into: Placed[]): void {
  * content from its own layer and the others link to that one.
  */
 function planHardLink(link: Placed, finalByPath: Map<string, Placed>, plan: EmissionPlan): void {
-  const targetPath = pathComponents(link.header.linkname ?? '').join('/');
+  const targetPath = lexicalPath(link.header.linkname ?? '').join('/');
   const target = finalByPath.get(targetPath);
-  if (target && target.header.type === 'file' && target.from.layer === link.from.layer && target.from.seq < link.from.seq) {
+  // The target's surviving entry was written before the link (this layer or a lower one): still the file it linked to.
+  const before = target && (target.from.layer < link.from.layer || (target.from.layer === link.from.layer && target.from.seq < link.from.seq));
+  if (target && before && target.header.type === 'file') {
     link.header = { ...link.header, linkname: target.path };
     return;
   }
@@ -180,7 +183,7 @@ async function emitLayer(pack: Pack, layer: ExportLayer, layerIndex: number, pla
   let seq = 0;
   await forEachEntry(layer.open(), signal, async (header, content) => {
     const entry = byPosition?.get(seq++);
-    const carrier = header.type === 'file' ? carriers?.get(pathComponents(header.name).join('/')) : undefined;
+    const carrier = header.type === 'file' ? carriers?.get(lexicalPath(header.name).join('/')) : undefined;
     if (carrier) {
       await writeEntry(pack, { ...outputHeader(carrier), type: 'file', linkname: '', size: header.size, mode: header.mode }, content);
     } else if (entry) {

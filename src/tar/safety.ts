@@ -19,8 +19,12 @@ export interface EntryHeader {
   linkname?: string | null;
 }
 
-/** Checks one entry after another (in archive order); throws UNSAFE_ARCHIVE on the first bad one. */
-export type EntryChecker = (header: EntryHeader) => void;
+/**
+ * Checks one entry after another (in archive order); throws UNSAFE_ARCHIVE on the first bad one.
+ * Returns the entry's name resolved lexically from the root (`a/../b` → ['b']): the only name a
+ * consumer may place the entry by, since a later extractor would resolve `..` the same way.
+ */
+export type EntryChecker = (header: EntryHeader) => string[];
 
 /** Links deeper than this are treated as a loop (Linux gives up at 40 too). */
 const MAX_LINK_HOPS = 40;
@@ -30,6 +34,16 @@ class Escape extends Error {}
 /** `/a/./b/` → ['a', 'b']; keeps `..` so the caller decides what it means. */
 export function pathComponents(name: string): string[] {
   return name.split('/').filter((c) => c !== '' && c !== '.');
+}
+
+/** `/a/../b/./c` → ['b', 'c']: `..` applied lexically, clamped at the root (names already checked by an EntryChecker never climb). */
+export function lexicalPath(name: string): string[] {
+  const stack: string[] = [];
+  for (const component of pathComponents(name)) {
+    if (component === '..') stack.pop();
+    else stack.push(component);
+  }
+  return stack;
 }
 
 export function createEntryChecker(layerName: string): EntryChecker {
@@ -47,6 +61,7 @@ export function createEntryChecker(layerName: string): EntryChecker {
         symlinks.delete(key);
       }
       if (header.type === 'link') resolveEntryName(header.linkname ?? '', symlinks, 'its hard link target');
+      return path;
     } catch (err) {
       if (!(err instanceof Escape)) throw err;
       throw unsafe(layerName, header, err.message);
