@@ -13,7 +13,8 @@
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar, { type Header, type Pack } from 'tar-stream';
-import { createEntryChecker, lexicalPath } from './tar/safety.js';
+import { NixdockError } from './errors.js';
+import { createEntryChecker, lexicalPath, notATar } from './tar/safety.js';
 
 export interface ExportLayer {
   open(): Readable;
@@ -63,11 +64,12 @@ export async function exportImage(layers: ExportLayer[], out: Writable, signal?:
 // ───────────────────────────── pass 1: index ─────────────────────────────
 
 async function indexLayer(root: TreeNode, layer: ExportLayer, layerIndex: number, total: number, signal?: AbortSignal): Promise<void> {
-  const check = createEntryChecker(`layer ${layerIndex + 1}/${total}`);
+  const layerName = `layer ${layerIndex + 1}/${total}`;
+  const check = createEntryChecker(layerName);
   const whiteouts: string[][] = [];
   const entries: Placed[] = [];
   let seq = 0;
-  await forEachEntry(layer.open(), signal, async (header, content) => {
+  await forEachEntry(layer.open(), layerName, signal, async (header, content) => {
     // Placed by its lexically resolved name: `a/../b/x` is `b/x` to every extractor, and
     // `a/../.wh.secret` whites out `secret`.
     const path = check(header);
@@ -181,7 +183,7 @@ async function emitLayer(pack: Pack, layer: ExportLayer, layerIndex: number, pla
   const carriers = plan.carriers.get(layerIndex);
   if (!byPosition && !carriers) return;
   let seq = 0;
-  await forEachEntry(layer.open(), signal, async (header, content) => {
+  await forEachEntry(layer.open(), `layer ${layerIndex + 1}`, signal, async (header, content) => {
     const entry = byPosition?.get(seq++);
     const carrier = header.type === 'file' ? carriers?.get(lexicalPath(header.name).join('/')) : undefined;
     if (carrier) {
@@ -222,18 +224,22 @@ function writeEntry(pack: Pack, header: Header, content?: Readable): Promise<voi
 }
 
 /** Runs `visit` for each entry in order; the entry's content must be consumed (or resumed). */
-async function forEachEntry(layerTar: Readable, signal: AbortSignal | undefined, visit: (header: Header, content: Readable) => Promise<void>): Promise<void> {
+async function forEachEntry(layerTar: Readable, layerName: string, signal: AbortSignal | undefined, visit: (header: Header, content: Readable) => Promise<void>): Promise<void> {
   const extract = tar.extract();
   layerTar.on('error', (err) => extract.destroy(err));
   layerTar.pipe(extract);
+  let visiting = false;
   try {
     for await (const entry of extract) {
       signal?.throwIfAborted();
+      visiting = true;
       await visit(entry.header, entry as unknown as Readable);
+      visiting = false;
     }
   } catch (err) {
     layerTar.unpipe(extract);
     layerTar.destroy();
-    throw err;
+    // What the tar parser says (`Invalid tar header`) is about the layer, not about nixdock.
+    throw visiting || err instanceof NixdockError || signal?.aborted ? err : notATar(layerName, err);
   }
 }

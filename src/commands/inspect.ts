@@ -11,6 +11,7 @@ import { extract } from 'tar-stream';
 import { readBaseImage } from '../base/read.js';
 import type { FromImage } from '../config/types.js';
 import { NixdockError } from '../errors.js';
+import { notATar } from '../tar/safety.js';
 import { hasFormatPrefix, parseImageLocation } from '../image/location.js';
 import type { BuildRecord } from '../cache/history.js';
 import { formatBytes } from '../reporters/console.js';
@@ -87,22 +88,27 @@ function parsePathTarget(target: string): FromImage {
   return statSync(target).isDirectory() ? { kind: 'oci', path: resolve(target) } : { kind: 'docker-archive', path: resolve(target) };
 }
 
-/** The store paths a layer holds: the distinct `/nix/store/<name>` prefixes of its entries. */
+/**
+ * The store paths a layer holds: the distinct `/nix/store/<name>` prefixes of its entries.
+ * The layer's own stream errors (digest mismatch, unsafe entry) end the read and are what the
+ * user sees; `.pipe()` alone would drop them and leave the promise unsettled.
+ */
 async function storePathsIn(layer: LayerSource): Promise<string[]> {
   const found = new Set<string>();
   const reader = extract();
-  const done = new Promise<void>((resolvePromise, reject) => {
-    reader.on('entry', (header, stream, next) => {
-      const match = /^\/?(nix\/store\/[^/]+)/.exec(header.name);
+  const source = layer.open();
+  source.on('error', (err) => reader.destroy(err));
+  source.pipe(reader);
+  try {
+    for await (const entry of reader) {
+      const match = /^\/?(nix\/store\/[^/]+)/.exec(entry.header.name);
       if (match) found.add(`/${match[1]}`);
-      stream.on('end', next);
-      stream.resume();
-    });
-    reader.on('finish', resolvePromise);
-    reader.on('error', reject);
-  });
-  layer.open().pipe(reader);
-  await done;
+      entry.resume();
+    }
+  } catch (err) {
+    source.destroy();
+    throw err instanceof NixdockError ? err : notATar(layer.description, err);
+  }
   return [...found].sort();
 }
 

@@ -141,7 +141,8 @@ function unsafe(layerName: string, header: EntryHeader, reason: string): Nixdock
   });
 }
 
-function notATar(layerName: string, cause: unknown): NixdockError {
+/** A layer that does not parse as a tar (tar-stream's own errors say nothing about which layer). */
+export function notATar(layerName: string, cause: unknown): NixdockError {
   return new NixdockError('INPUT_INVALID', `${layerName} is not a readable tar archive: ${(cause as Error)?.message ?? cause}`, {
     location: { file: layerName },
     expected: 'an (uncompressed) layer tar',

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import tar from 'tar-stream';
+import { NixdockError } from '../../src/errors.js';
 import { exportImage } from '../../src/export.js';
 import { podman } from '../output/fixtures.js';
 import { hasTool } from '../helpers/tools.js';
@@ -75,6 +76,10 @@ describe('export normalises names across layers', () => {
     assert.ok(!names.includes('secret'), 'the whiteout through a/.. removed secret');
     assert.deepEqual(names.filter((n) => n.split('/').includes('..') || n.split('/').includes('.') || n.includes('.wh.')), []);
     assert.ok(!names.includes('b'), 'the symlink b is replaced by the directory its children need');
+  });
+
+  test('a layer that is not a tar is INPUT_INVALID naming the layer, not INTERNAL', async () => {
+    await assert.rejects(exportedNames([layers[0]!, Buffer.alloc(1024, 'x')]), (err: NixdockError) => err.code === 'INPUT_INVALID' && /layer 2\/2 is not a readable tar/.test(err.message));
   });
 
   // Without the dangling symlink b, which podman's extractor follows inside the root and then
