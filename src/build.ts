@@ -27,6 +27,7 @@ import { planLayers } from './plan/plan.js';
 import { publish } from './publish.js';
 import { resolveImage, specField } from './resolve.js';
 import { readBaseImage } from './base/read.js';
+import { registryPull } from './registry/source.js';
 import { mergeBaseConfig } from './base/merge.js';
 import { openStore } from './store/open.js';
 import type {
@@ -156,7 +157,7 @@ export async function planImage(spec: ImageSpec, ctx: BuildContext, run?: BuildR
   const resolved = await resolveImage(spec, store, ctx.config.root, ctx.signal, ctx.index);
   ctx.index.recordStorePaths([...resolved.closure.paths.values()], resolved.closure.fingerprints);
   const platform = { architecture: spec.architecture, ...(spec.variant !== undefined && { variant: spec.variant }) };
-  const base = spec.fromImage ? await readBaseImage(spec.fromImage, { cacheDir: ctx.config.cacheDir, signal: ctx.signal, platform }) : undefined;
+  const base = spec.fromImage ? await readBaseImage(spec.fromImage, { cacheDir: ctx.config.cacheDir, signal: ctx.signal, platform, pull: registryPull }) : undefined;
   const baseLayers = base?.layers ?? [];
 
   const storeBudget = spec.maxLayers - baseLayers.length - 1;

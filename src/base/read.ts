@@ -17,9 +17,21 @@ export interface BaseImage {
   description: string;
 }
 
+/**
+ * A registry as a source of base images: pulls `ref` into the pull cache, an OCI layout. Injected
+ * by the caller (registry/source.ts) because the registry client sits above base/: a hidden
+ * import of it here was invisible to the CLI bundler, which then loaded a second errors.js.
+ */
+export type RegistryPull = (
+  ref: string,
+  opts: { cacheDir: string; allowTag: boolean; signal?: AbortSignal; platform?: Platform },
+) => Promise<{ layoutDir: string; manifestDigest: Digest }>;
+
 export interface ReadBaseOptions {
   cacheDir: string;
   signal?: AbortSignal;
+  /** Needed for registry references only. */
+  pull?: RegistryPull;
   /** The image's own platform: picked from a multi-platform index, and required of every base. */
   platform?: OciPlatform;
 }
@@ -61,13 +73,14 @@ function checkPlatform(base: BaseImage, wanted: OciPlatform): void {
   });
 }
 
-/** What src/registry/pull.ts provides (only the fields used here). */
-interface PullModule {
-  pullImage(ref: string, opts: { cacheDir: string; allowTag: boolean; signal?: AbortSignal; platform?: Platform }): Promise<{ layoutDir: string; manifestDigest: Digest }>;
-}
-
 async function readPulledImage(from: Extract<FromImage, { kind: 'registry' }>, opts: ReadBaseOptions): Promise<BaseImage> {
-  const pulled = await (await loadPullModule()).pullImage(from.ref, {
+  if (!opts.pull) {
+    throw new NixdockError('REGISTRY', `Cannot pull ${from.ref}: this command reads no registry images`, {
+      expected: 'a docker-archive or OCI layout image',
+      hint: 'Pull it first (nixdock pull REF, or skopeo copy docker://REF oci:DIR:TAG) and use oci:DIR:TAG.',
+    });
+  }
+  const pulled = await opts.pull(from.ref, {
     cacheDir: opts.cacheDir,
     allowTag: from.allowTag,
     ...(opts.signal && { signal: opts.signal }),
@@ -82,21 +95,5 @@ function normalised(p: OciPlatform): OciPlatform {
     return ociPlatform(p.architecture, p.variant);
   } catch {
     return p;
-  }
-}
-
-/** Loaded lazily: a build without a registry base never loads the HTTP client. */
-async function loadPullModule(): Promise<PullModule> {
-  const specifier = '../registry/pull.js';
-  try {
-    return (await import(specifier)) as PullModule;
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    if (e?.code !== 'ERR_MODULE_NOT_FOUND' || !String(e.message).includes('registry/pull')) throw err;
-    throw new NixdockError('REGISTRY', 'Pulling base images from a registry is not available in this nixdock build', {
-      expected: 'a docker-archive or OCI layout base image',
-      hint: 'Pull it first (skopeo copy docker://REF oci:DIR:TAG) and use fromImage: { oci: DIR, tag: TAG }.',
-      cause: err,
-    });
   }
 }

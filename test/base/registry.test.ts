@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { readBaseImage } from '../../src/base/read.js';
+import { registryPull } from '../../src/registry/source.js';
 import { missingTools } from '../helpers/tools.js';
 import { imageConfig, readAll, sha256, tarDirectory, writeOciLayout } from './fixtures.js';
 
@@ -62,7 +63,7 @@ test('fromImage from a registry (pinned by digest) is pulled into the cache and 
   execFileSync('skopeo', ['--insecure-policy', 'copy', '-q', '--dest-tls-verify=false', '--preserve-digests', `oci:${join(work, 'oci')}:v1`, `docker://${ref}:v1`]);
   const digest = execFileSync('skopeo', ['inspect', '--tls-verify=false', '--format', '{{.Digest}}', `docker://${ref}:v1`], { encoding: 'utf8' }).trim();
 
-  const image = await readBaseImage({ kind: 'registry', ref: `${ref}@${digest}`, allowTag: false }, { cacheDir: join(work, 'cache') });
+  const image = await readBaseImage({ kind: 'registry', ref: `${ref}@${digest}`, allowTag: false }, { cacheDir: join(work, 'cache'), pull: registryPull });
   assert.deepEqual(image.config.config.Env, ['FROM=registry']);
   assert.equal(image.description, `registry:${ref}@${digest}`);
   assert.equal(image.layers[0]!.diffId, sha256(layers[0]!));
@@ -109,17 +110,17 @@ test("a multi-platform fromImage gives the image's own architecture/variant; ano
   const cacheDir = join(work, 'cache-multi');
 
   for (const [architecture, variant] of [['arm64', 'v8'], ['amd64', undefined], ['aarch64', undefined]] as const) {
-    const base = await readBaseImage({ kind: 'registry', ref, allowTag: false }, { cacheDir, platform: { architecture, ...(variant && { variant }) } });
+    const base = await readBaseImage({ kind: 'registry', ref, allowTag: false }, { cacheDir, pull: registryPull, platform: { architecture, ...(variant && { variant }) } });
     const expected = architecture === 'aarch64' ? 'arm64' : architecture;
     assert.deepEqual(base.config.config.Env, [`ARCH=${expected}`], `picked for ${architecture}`);
   }
   // A single-platform base (the amd64 manifest by digest) under an arm64 image: refused, naming both.
   const amd64 = `127.0.0.1:${port}/${repo}@${manifests[0]!.digest}`;
-  await assert.rejects(readBaseImage({ kind: 'registry', ref: amd64, allowTag: false }, { cacheDir, platform: { architecture: 'arm64', variant: 'v8' } }), (err: any) => {
+  await assert.rejects(readBaseImage({ kind: 'registry', ref: amd64, allowTag: false }, { cacheDir, pull: registryPull, platform: { architecture: 'arm64', variant: 'v8' } }), (err: any) => {
     assert.equal(err.code, 'INPUT_INVALID');
     assert.match(err.message, /is for linux\/amd64, but the image is for linux\/arm64\/v8/);
     return true;
   });
   // An index without the image's platform names what it offers.
-  await assert.rejects(readBaseImage({ kind: 'registry', ref, allowTag: false }, { cacheDir, platform: { architecture: 's390x' } }), /no image for linux\/s390x/);
+  await assert.rejects(readBaseImage({ kind: 'registry', ref, allowTag: false }, { cacheDir, pull: registryPull, platform: { architecture: 's390x' } }), /no image for linux\/s390x/);
 });

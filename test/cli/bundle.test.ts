@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { tempProject } from '../config/project.js';
@@ -50,4 +51,25 @@ test('the bundled bin streams the same bytes as the source, through its tar work
   assert.equal(expected.status, 0, expected.stderr);
   assert.ok(run.stdout.length > 8 << 20, 'a layer big enough for the worker');
   assert.equal(sha256(run.stdout), sha256(readFileSync(fromSource)));
+});
+
+test('through the bundled bin, a registry fromImage that cannot be reached is a REGISTRY error with its exit code', async (t) => {
+  const bin = buildBundle(tempDir(t, 'nixdock-bundle-'));
+  // A port that was free a moment ago: nothing listens there.
+  const port = await new Promise<number>((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+  const ref = `127.0.0.1:${port}/base@sha256:${'0'.repeat(64)}`;
+  const project = tempProject(t, {
+    'store/.keep': '',
+    'nixdock.config.ts': `export default { store: { type: 'dir', path: './store' }, images: [{ name: 'app', fromImage: ${JSON.stringify(ref)} }] };\n`,
+  });
+  const env = { ...process.env, NODE_OPTIONS: '', XDG_CACHE_HOME: tempDir(t, 'nixdock-bundle-xdg-') };
+  const run = spawnSync(process.execPath, [bin, 'build', 'app'], { cwd: project, env, encoding: 'utf8' });
+  assert.match(run.stderr, /error\[REGISTRY\]/, run.stderr);
+  assert.doesNotMatch(run.stderr, /INTERNAL/);
+  assert.equal(run.status, 1, 'a registry failure is a failed build (exit code 1), not bad input');
 });
