@@ -125,10 +125,15 @@ async function copyChildren(dir: string, dest: string, imagePath: string): Promi
       await copyChildren(from, to, inImage);
       continue;
     }
+    // A FIFO would block copyFileSync's open() (and the whole event loop) forever; a device
+    // would be copied as an empty file. Neither belongs in an image: refused, as the store walk does.
+    if (!source.isFile() && !source.isSymbolicLink()) throw specialFile(from, inImage, source);
     if (existing?.isDirectory()) throw fileOverDirectory(from, inImage);
     if (existing !== undefined) rmSync(to);
     if (source.isSymbolicLink()) {
-      symlinkSync(readlinkSync(from), to);
+      const target = readlinkSync(from);
+      if (climbsAboveRoot(inImage, target)) throw symlinkAboveRoot(from, inImage, target);
+      symlinkSync(target, to);
     } else {
       copyFileSync(from, to);
       chmodSync(to, source.mode & 0o7777);
@@ -172,6 +177,41 @@ function localDirError(dir: string, stats: Stats | undefined): NixdockError {
     found: !isAbsolute(dir) ? 'a relative path' : stats === undefined ? 'no such directory' : 'not a directory',
     expected: 'an absolute path to an existing local directory',
     hint: 'Check the path in contents; relative paths are resolved against the config file before they get here.',
+  });
+}
+
+/**
+ * Whether a relative symlink at `inImage` climbs above the image root, lexically (`etc/x ->
+ * ../../secret`). Runtimes clamp such a link at /, but nixdock's base-image reader refuses it
+ * (a naive extractor would leave the root), so nixdock does not build one either: one rule.
+ */
+export function climbsAboveRoot(inImage: string, target: string): boolean {
+  if (target.startsWith('/')) return false;
+  let depth = posix.dirname(inImage).split('/').filter(Boolean).length;
+  for (const component of target.split('/')) {
+    if (component === '..') depth--;
+    else if (component !== '' && component !== '.') depth++;
+    if (depth < 0) return true;
+  }
+  return false;
+}
+
+function symlinkAboveRoot(from: string, inImage: string, target: string): NixdockError {
+  return new NixdockError('INPUT_INVALID', `The symlink ${inImage} -> ${target} climbs above the image root`, {
+    location: { file: from, field: 'contents' },
+    found: `${inImage} -> ${target}`,
+    expected: 'relative symlink targets that stay inside the root, or absolute ones',
+    hint: `Point it at the absolute path it means inside the image (e.g. ${posix.join('/', posix.dirname(inImage), target)}).`,
+  });
+}
+
+function specialFile(from: string, inImage: string, stats: Stats): NixdockError {
+  const kind = stats.isFIFO() ? 'a named pipe (FIFO)' : stats.isCharacterDevice() ? 'a character device' : stats.isBlockDevice() ? 'a block device' : stats.isSocket() ? 'a socket' : 'not a regular file';
+  return new NixdockError('INPUT_INVALID', `${from} is ${kind}, which cannot go into an image`, {
+    location: { file: from, field: 'contents' },
+    found: `${inImage}: ${kind}`,
+    expected: 'regular files, directories and symlinks',
+    hint: 'Remove it from the contents directory (device nodes are the runtime\'s business, not the image\'s).',
   });
 }
 
