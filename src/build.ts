@@ -176,6 +176,8 @@ export async function planImage(spec: ImageSpec, ctx: BuildContext, run?: BuildR
     localDirs: resolved.localDirs,
     nixDb: spec.includeNixDB ? { paths: [...resolved.closure.paths.values()], gcRoots: resolved.contentsPaths } : undefined,
     extraCommands: spec.extraCommands,
+    fakeRootCommands: spec.fakeRootCommands,
+    perms: spec.perms,
     settings: { ...settings, uid: 0, gid: 0, uname: 'root', gname: 'root' },
     storeDir: store.storeDir,
     physicalPath,

@@ -49,6 +49,8 @@ export function normalizeImage(input: ImageSpecInput, ctx: SpecContext): ImageSp
     architecture,
     ...withVariant(architecture, input.variant, ctx),
     ...(input.extraCommands !== undefined && { extraCommands: input.extraCommands }),
+    ...(input.fakeRootCommands !== undefined && { fakeRootCommands: input.fakeRootCommands }),
+    perms: (input.perms ?? []).map(({ mode, ...perm }) => ({ ...perm, ...(mode !== undefined && { mode: parseInt(mode, 8) }) })),
     includeStorePaths: input.includeStorePaths ?? true,
     includeNixDB: input.includeNixDB ?? false,
     ...(input.fromImage !== undefined && { fromImage: normalizeFromImage(input.fromImage, dir) }),

@@ -201,6 +201,19 @@ export const imageSpecSchema = z
     architecture: z.enum(ARCHITECTURES).optional().describe('OCI architecture. Default: the host\'s'),
     variant: z.string().optional().describe('OCI architecture variant: v8 for arm64 (default), v5/v6/v7 for arm (default v7), v1..v4 for amd64'),
     extraCommands: z.string().optional().describe('dockerTools extraCommands: bash (set -euo pipefail) run in the customisation tree (cwd /build/root) before it is packed, in a bubblewrap sandbox: store read-only, nothing outside the tree writable, a builder\'s clean environment. Store paths it writes into the tree join the closure'),
+    fakeRootCommands: z.string().optional().describe('dockerTools fakeRootCommands: bash run after extraCommands under fakeroot, in the same sandbox; its chown/chmod/mknod effects are recorded in the customisation layer\'s headers (needs the fakeroot package)'),
+    perms: z
+      .array(
+        z.strictObject({
+          path: z.string().regex(/^\//, 'an absolute path in the image').describe('Absolute path in the image, e.g. "/home/alice"'),
+          uid: z.number().int().min(0).optional().describe('Owner uid. Default: unchanged (0)'),
+          gid: z.number().int().min(0).optional().describe('Owner gid. Default: unchanged (0)'),
+          mode: z.string().regex(/^0?[0-7]{3,4}$/, 'octal permission bits such as "0700"').optional().describe('Permission bits in octal, e.g. "0700" or "1777"'),
+          recursive: z.boolean().optional().describe('Also everything below path. Default false'),
+        }),
+      )
+      .optional()
+      .describe('Owners and modes of customisation layer paths, recorded in its tar headers without privileges (a declarative alternative to fakeRootCommands chown/chmod); applied last'),
     includeStorePaths: z.boolean().optional().describe('Put the store paths into the image. Default true; false keeps only the customisation layer'),
     includeNixDB: z.boolean().optional().describe('Add a Nix database registering the closure. Default false'),
     fromImage: fromImageSchema.optional(),

@@ -27,6 +27,15 @@ export type FromImage =
   | { kind: 'docker-archive'; path: string }
   | { kind: 'oci'; path: string; tag?: string };
 
+/** One `perms` entry: `path` absolute in the image, `mode` as a number. */
+export interface PermSpec {
+  path: string;
+  uid?: number;
+  gid?: number;
+  mode?: number;
+  recursive?: boolean;
+}
+
 export interface ImageSpec {
   name: string;
   /** Absent: derived from the image content (stable across machines). */
@@ -48,8 +57,12 @@ export interface ImageSpec {
   /** OCI platform values: amd64, arm64, arm, 386, ppc64le, riscv64, s390x. Default: the host's. */
   architecture: string;
   variant?: string;
-  /** Shell run (with /bin/sh) in the customisation tree before it is packed. */
+  /** bash run in the customisation tree, sandboxed, before it is packed (dockerTools extraCommands). */
   extraCommands?: string;
+  /** bash run after extraCommands under fakeroot; its chown/chmod/mknod land in the layer headers. */
+  fakeRootCommands?: string;
+  /** Owners and modes of customisation layer paths; applied last. */
+  perms: PermSpec[];
   /** Default true: store paths go into the image. false: only the customisation layer (dockerTools' includeStorePaths). */
   includeStorePaths: boolean;
   /** Default false: include a Nix database registering the closure (dockerTools includeNixDB). */

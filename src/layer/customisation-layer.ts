@@ -18,6 +18,7 @@ import type { Digest, LayerSource, TarSettings } from '../types.js';
 import { withTempFile, writeNewFile } from '../util/atomic.js';
 import { stageNixDb, type NixDbContents } from './nix-db.js';
 import { assertStorePath } from './store-layer.js';
+import { applyFakerootState, applyPerms, readFakerootState, type PathPerm } from './ownership.js';
 import { scanStoreReferences } from './references.js';
 import { runSandboxed } from './sandbox.js';
 import { copyLocalDir, DIR_MODE, locateStoreRoots, materialiseTree, mergeStoreRoots, removeTree, type MergedTree, type StoreRoot } from './stage-tree.js';
@@ -36,9 +37,13 @@ export interface CustomisationLayerOptions {
   nixDb?: NixDbContents;
   /** Run as a Nix builder would (./sandbox.ts) in the merged tree before packing. */
   extraCommands?: string;
+  /** Run after extraCommands, under fakeroot: its chown/chmod/mknod effects land in the headers. */
+  fakeRootCommands?: string;
+  /** Declarative owners and modes (./ownership.ts), applied last. */
+  perms?: PathPerm[];
   /**
    * Only mtime is used (also as the Nix database's registration time): entries are owned by root
-   * (0/0), as dockerTools' fakeroot tar writes them.
+   * (0/0), as dockerTools' fakeroot tar writes them, unless fakeRootCommands or perms say otherwise.
    */
   settings: TarSettings;
   storeDir: string;
@@ -80,7 +85,8 @@ export async function customisationLayerSource(opts: CustomisationLayerOptions):
  */
 function isStoreOnly(opts: CustomisationLayerOptions): boolean {
   const hashed = opts.storeRoots.every((root) => opts.narHashOf?.(root) !== undefined);
-  return hashed && opts.localDirs.length === 0 && opts.extraCommands === undefined && opts.nixDb === undefined;
+  const customised = opts.extraCommands !== undefined || opts.fakeRootCommands !== undefined || (opts.perms ?? []).length > 0;
+  return hashed && opts.localDirs.length === 0 && !customised && opts.nixDb === undefined;
 }
 
 /**
@@ -168,6 +174,7 @@ async function packInTemp(opts: CustomisationLayerOptions, roots: StoreRoot[]): 
 async function stageAndPack(opts: CustomisationLayerOptions, roots: StoreRoot[], workDir: string, tarPath: string): Promise<PackedTar> {
   const tree = join(workDir, 'root');
   const nixState = join(workDir, 'nix-state');
+  const fakerootDir = join(workDir, 'fakeroot');
   try {
     await mkdir(tree, { mode: 0o755 });
     await materialiseTree(mergeStoreRoots(roots), tree);
@@ -177,10 +184,16 @@ async function stageAndPack(opts: CustomisationLayerOptions, roots: StoreRoot[],
       await stageNixDb(tree, { ...opts.nixDb, storeDir: opts.storeDir, registrationTime: opts.settings.mtime, scratchDir: nixState });
     }
     if (opts.extraCommands) await runSandboxed({ ...sandboxPlaces(opts, tree), field: 'extraCommands', script: opts.extraCommands });
+    const fakerootState = join(fakerootDir, 'state');
+    if (opts.fakeRootCommands) {
+      await mkdir(fakerootDir);
+      await runSandboxed({ ...sandboxPlaces(opts, tree), field: 'fakeRootCommands', script: opts.fakeRootCommands, fakerootState });
+    }
     const references = scanStoreReferences(tree, opts.storeDir, (path) => lstatIfExists(opts.physicalPath(path)) !== undefined);
-    return { ...(await packTree(tree, tarPath, opts.settings.mtime)), references };
+    const owned = (entries: TarEntry[]) => applyPerms(applyFakerootState(entries, readFakerootState(fakerootState)), opts.perms ?? []);
+    return { ...(await packTree(tree, tarPath, opts.settings.mtime, owned)), references };
   } finally {
-    await Promise.all([removeTree(tree), removeTree(nixState)]);
+    await Promise.all([removeTree(tree), removeTree(nixState), removeTree(fakerootDir)]);
   }
 }
 
@@ -195,10 +208,11 @@ function physicalStoreDir(opts: CustomisationLayerOptions): string {
 }
 
 /** Writes the tree's tar (relative names, no entry for the root itself) and returns its digest. */
-async function packTree(tree: string, tarPath: string, mtime: number): Promise<{ diffId: Digest; size: number }> {
+async function packTree(tree: string, tarPath: string, mtime: number, owned: (entries: TarEntry[]) => TarEntry[]): Promise<{ diffId: Digest; size: number }> {
   const settings = { ...ROOT_OWNER, mtime };
-  const entries: TarEntry[] = [];
-  walkTree({ nameRoot: '', physicalRoot: tree }, entries, () => new NixdockError('INTERNAL', `Staged tree ${tree} vanished`));
+  const walked: TarEntry[] = [];
+  walkTree({ nameRoot: '', physicalRoot: tree }, walked, () => new NixdockError('INTERNAL', `Staged tree ${tree} vanished`));
+  const entries = owned(walked);
   const plan = { entries, settings, size: tarSize(entries, settings) };
   const diffId = await withTempFile(tarPath, (tmp) => writeNewFile(tmp, (fd) => writeTar(plan, fd)));
   return { diffId, size: plan.size };
@@ -223,5 +237,7 @@ function describe(opts: CustomisationLayerOptions): string {
   const parts = [...opts.storeRoots, ...opts.localDirs];
   if (opts.nixDb) parts.push('Nix database');
   if (opts.extraCommands) parts.push('extraCommands');
+  if (opts.fakeRootCommands) parts.push('fakeRootCommands');
+  if ((opts.perms ?? []).length > 0) parts.push('perms');
   return `customisation layer: ${parts.length > 0 ? parts.join(', ') : 'empty'}`;
 }

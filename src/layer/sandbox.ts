@@ -12,7 +12,7 @@
  */
 import { spawn } from 'node:child_process';
 import { accessSync, constants, readdirSync, readlinkSync, lstatSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 import { NixdockError } from '../errors.js';
 
 /** Where the tree is inside the sandbox: dockerTools runs extraCommands in /build/<dir> too. */
@@ -34,10 +34,11 @@ export interface SandboxScript {
   physicalStoreDir: string;
   /** SOURCE_DATE_EPOCH, as stdenv sets it from the layer's mtime. */
   sourceDateEpoch: number;
-  /** A command the script runs under inside the sandbox (fakeroot and its options). */
-  wrapper?: string[];
-  /** Extra host directories mounted read-write at the same path (fakeroot's state file). */
-  writable?: string[];
+  /**
+   * Run under fakeroot, saving what it faked (owners, modes, device nodes) into this host file
+   * (its directory is mounted writable): dockerTools' fakeRootCommands.
+   */
+  fakerootState?: string;
   /** The PATH searched for bwrap and bash; default process.env.PATH. */
   path?: string;
 }
@@ -45,11 +46,15 @@ export interface SandboxScript {
 /** Runs the script to completion; a non-zero exit is a LAYER_BUILD error with its stderr. */
 export async function runSandboxed(run: SandboxScript): Promise<void> {
   const path = run.path ?? process.env.PATH ?? '/usr/bin:/bin';
-  const bwrap = findExecutable('bwrap', path);
-  const bash = findExecutable('bash', path);
-  if (!bwrap || !bash) throw missingTool(run.field, bwrap ? 'bash' : 'bwrap');
-  const args = [...bwrapArgs(run), '--', ...(run.wrapper ?? []), bash, '--noprofile', '--norc', '-c', `set -euo pipefail\numask 022\n${run.script}`];
-  const status = await spawnCollecting(bwrap, args, scriptEnv(run, path));
+  const tools = { bwrap: findExecutable('bwrap', path), bash: findExecutable('bash', path), fakeroot: run.fakerootState ? findExecutable('fakeroot', path) : '' };
+  const missing = (Object.keys(tools) as Array<keyof typeof tools>).find((tool) => tools[tool] === undefined);
+  if (missing) throw missingTool(run.field, missing);
+  const wrapper = run.fakerootState ? [tools.fakeroot!, '-s', run.fakerootState, '--'] : [];
+  const args = [...bwrapArgs(run), '--', ...wrapper, tools.bash!, '--noprofile', '--norc', '-c', `set -euo pipefail\numask 022\n${run.script}`];
+  const env = scriptEnv(run, path);
+  // fakeroot must not try the real chown first: in the user namespace it fails with EINVAL, which fakeroot passes on.
+  if (run.fakerootState) env.FAKEROOTDONTTRYCHOWN = '1';
+  const status = await spawnCollecting(tools.bwrap!, args, env);
   if (status.code !== 0) throw scriptFailed(run.field, status);
 }
 
@@ -65,7 +70,7 @@ function bwrapArgs(run: SandboxScript): string[] {
   }
   args.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp', '--tmpfs', '/build');
   args.push('--ro-bind', run.physicalStoreDir, run.storeDir);
-  for (const dir of run.writable ?? []) args.push('--bind', dir, dir);
+  if (run.fakerootState) args.push('--bind', dirname(run.fakerootState), dirname(run.fakerootState));
   args.push('--bind', run.tree, SANDBOX_TREE, '--chdir', SANDBOX_TREE);
   return args;
 }
@@ -133,12 +138,18 @@ function scriptFailed(field: ScriptField, { code, signal, stderr }: ExitStatus):
   });
 }
 
-function missingTool(field: ScriptField, tool: 'bwrap' | 'bash'): NixdockError {
-  const pkg = tool === 'bwrap' ? 'bubblewrap' : 'bash';
+const TOOL_PURPOSE = {
+  bwrap: 'bubblewrap, to run the script with the Nix store read-only and no writes outside the image tree',
+  bash: 'bash, which runs the script as a Nix builder would',
+  fakeroot: 'fakeroot, which records the chown/chmod/mknod of fakeRootCommands for the layer',
+};
+
+function missingTool(field: ScriptField, tool: keyof typeof TOOL_PURPOSE): NixdockError {
+  const pkg = tool === 'bwrap' ? 'bubblewrap' : tool;
   return new NixdockError('TOOL_MISSING', `${field} needs \`${tool}\`, which is not on PATH`, {
     location: { field },
     found: `no ${tool} on PATH`,
-    expected: tool === 'bwrap' ? 'bubblewrap, to run the script with the Nix store read-only and no writes outside the image tree' : 'bash, which runs the script as a Nix builder would',
+    expected: TOOL_PURPOSE[tool],
     hint: `Install ${pkg} (Debian: apt-get install ${pkg}; Nix: nixpkgs#${pkg}); bwrap also needs unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1 where that exists).`,
   });
 }

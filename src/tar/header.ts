@@ -15,7 +15,15 @@ export const RECORD_SIZE = 20 * BLOCK_SIZE;
 /** Two zero blocks end the archive. */
 export const END_OF_ARCHIVE_SIZE = 2 * BLOCK_SIZE;
 
-export type EntryType = 'file' | 'dir' | 'symlink';
+export type EntryType = 'file' | 'dir' | 'symlink' | 'chardev' | 'blockdev';
+
+/** An entry's own owner, instead of the layer's settings (customisation layers: perms, fakeRootCommands). */
+export interface EntryOwner {
+  uid: number;
+  gid: number;
+  uname: string;
+  gname: string;
+}
 
 /** One archive member as the header encoder needs it. */
 export interface HeaderFields {
@@ -28,9 +36,13 @@ export interface HeaderFields {
   size: number;
   /** Symlink target ('' for other types). */
   linkName: string;
+  /** Overrides the settings' owner for this entry. */
+  owner?: EntryOwner;
+  /** Device numbers of a chardev/blockdev entry. */
+  device?: { major: number; minor: number };
 }
 
-const TYPE_FLAG: Record<EntryType | 'pax', number> = { file: 0x30, symlink: 0x32, dir: 0x35, pax: 0x78 };
+const TYPE_FLAG: Record<EntryType | 'pax', number> = { file: 0x30, symlink: 0x32, chardev: 0x33, blockdev: 0x34, dir: 0x35, pax: 0x78 };
 
 // Field offsets and widths of a ustar header block.
 const NAME = [0, 100] as const;
@@ -45,6 +57,8 @@ const LINKNAME = [157, 100] as const;
 const MAGIC = 257;
 const UNAME = [265, 32] as const;
 const GNAME = [297, 32] as const;
+const DEVMAJOR = [329, 8] as const;
+const DEVMINOR = [337, 8] as const;
 
 const PAX_HEADER_NAME = '././@PaxHeader';
 // eslint-disable-next-line no-control-regex
@@ -90,19 +104,11 @@ export class HeaderTemplate {
   private readonly mtimeRecord: string;
 
   constructor(settings: TarSettings) {
-    const { uid, gid, mtime, uname, gname } = settings;
-    this.ownerRecords = [
-      textNeedsPax(uname, UNAME[1]) ? paxRecord('uname', uname) : '',
-      textNeedsPax(gname, GNAME[1]) ? paxRecord('gname', gname) : '',
-      fitsOctal(uid, UID[1]) ? '' : paxRecord('uid', String(uid)),
-      fitsOctal(gid, GID[1]) ? '' : paxRecord('gid', String(gid)),
-    ].join('');
+    const { mtime } = settings;
+    this.ownerRecords = ownerRecordsOf(settings);
     this.mtimeRecord = fitsOctal(mtime, MTIME[1]) ? '' : paxRecord('mtime', String(mtime));
-    writeOctal(this.block, UID, fitsOctal(uid, UID[1]) ? uid : 0);
-    writeOctal(this.block, GID, fitsOctal(gid, GID[1]) ? gid : 0);
+    writeOwner(this.block, 0, settings);
     writeOctal(this.block, MTIME, fitsOctal(mtime, MTIME[1]) ? mtime : 0);
-    writeUstarText(this.block, UNAME, uname);
-    writeUstarText(this.block, GNAME, gname);
     this.block.write('ustar\x0000', MAGIC, 'latin1');
   }
 
@@ -111,7 +117,7 @@ export class HeaderTemplate {
     let records = '';
     if (textNeedsPax(entry.name, NAME[1])) records += paxRecord('path', entry.name);
     if (textNeedsPax(entry.linkName, LINKNAME[1])) records += paxRecord('linkpath', entry.linkName);
-    records += this.ownerRecords;
+    records += entry.owner ? ownerRecordsOf(entry.owner) : this.ownerRecords;
     if (!fitsOctal(entry.size, SIZE[1])) records += paxRecord('size', String(entry.size));
     return records + this.mtimeRecord;
   }
@@ -141,9 +147,35 @@ export class HeaderTemplate {
     writeOctal(out, [at + SIZE[0], SIZE[1]], fitsOctal(entry.size, SIZE[1]) ? entry.size : 0);
     out[at + TYPEFLAG] = TYPE_FLAG[entry.type];
     if (entry.linkName !== '') writeUstarText(out, [at + LINKNAME[0], LINKNAME[1]], entry.linkName);
+    if (entry.owner) {
+      out.fill(0, at + UNAME[0], at + GNAME[0] + GNAME[1]);
+      writeOwner(out, at, entry.owner);
+    }
+    if (entry.device) {
+      writeOctal(out, [at + DEVMAJOR[0], DEVMAJOR[1]], entry.device.major);
+      writeOctal(out, [at + DEVMINOR[0], DEVMINOR[1]], entry.device.minor);
+    }
     writeChecksum(out, at);
     return at + BLOCK_SIZE;
   }
+}
+
+/** The pax records an owner needs: names that are non-ASCII or too long, ids that overflow their field. */
+function ownerRecordsOf({ uid, gid, uname, gname }: EntryOwner): string {
+  return [
+    textNeedsPax(uname, UNAME[1]) ? paxRecord('uname', uname) : '',
+    textNeedsPax(gname, GNAME[1]) ? paxRecord('gname', gname) : '',
+    fitsOctal(uid, UID[1]) ? '' : paxRecord('uid', String(uid)),
+    fitsOctal(gid, GID[1]) ? '' : paxRecord('gid', String(gid)),
+  ].join('');
+}
+
+/** uid, gid, uname, gname of the header block at `at` (name fields must be NUL). */
+function writeOwner(out: Buffer, at: number, { uid, gid, uname, gname }: EntryOwner): void {
+  writeOctal(out, [at + UID[0], UID[1]], fitsOctal(uid, UID[1]) ? uid : 0);
+  writeOctal(out, [at + GID[0], GID[1]], fitsOctal(gid, GID[1]) ? gid : 0);
+  writeUstarText(out, [at + UNAME[0], UNAME[1]], uname);
+  writeUstarText(out, [at + GNAME[0], GNAME[1]], gname);
 }
 
 /** The `x` header (mode/uid/gid/mtime 0, empty owner names) followed by the records, padded to a block. */

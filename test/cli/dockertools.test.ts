@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { tempProject } from '../config/project.js';
@@ -107,4 +107,44 @@ test('stream --nixpkgs-conf inside a project with a `dir` store reads the conf\'
   assert.equal(run.status, 0, run.stderr);
   const listing = execFileSync('tar', ['-tf', archive], { encoding: 'utf8' });
   assert.match(listing, /manifest\.json/);
+});
+
+/** Unpacks out/oci:TAG with umoci (as root: real owners on disk) and returns `mode uid:gid` of each path. */
+function unpackedOwners(t: Parameters<typeof tempDir>[0], dir: string, tag: string, paths: string[]): Record<string, string> {
+  const bundle = join(tempDir(t, 'nixdock-umoci-'), 'bundle');
+  execFileSync('umoci', ['unpack', '--image', `${join(dir, 'out', 'oci')}:${tag}`, bundle], { stdio: 'pipe' });
+  return Object.fromEntries(paths.map((path) => {
+    const stats = lstatSync(join(bundle, 'rootfs', path));
+    return [path, `${(stats.mode & 0o7777).toString(8).padStart(4, '0')} ${stats.uid}:${stats.gid}`];
+  }));
+}
+
+function builtTag(dir: string): string {
+  return (JSON.parse(nixdockOk(dir, ['build', '--json']).stdout) as { images: Array<{ tag: string }> }).images[0]!.tag;
+}
+
+test('a service with its own user and state dir (perms): runs as uid 1000 and writes its state; umoci shows the owners', { skip: missingTools([NIX, BWRAP, ['umoci', 'umoci'], ...PODMAN]) }, (t) => {
+  const { busybox } = fixtures();
+  const dir = project(t, {
+    contents: [busybox],
+    extraCommands: 'mkdir -p var/lib/svc tmp',
+    perms: [{ path: '/var/lib/svc', uid: 1000, gid: 1000, mode: '0700' }, { path: '/tmp', mode: '1777' }],
+    config: { User: '1000:1000', Cmd: ['/bin/sh', '-c', 'id -u; echo saved > /var/lib/svc/state; cat /var/lib/svc/state'] },
+  });
+  const tag = builtTag(dir);
+  assert.equal(runImage(t, join(dir, 'out', 'img.tar'), []), '1000\nsaved\n');
+  if (process.getuid?.() !== 0) return t.diagnostic('owners on disk need umoci as root; skipped that part');
+  assert.deepEqual(unpackedOwners(t, dir, tag, ['var/lib/svc', 'tmp', 'bin']), { 'var/lib/svc': '0700 1000:1000', tmp: '1777 0:0', bin: '0755 0:0' });
+});
+
+test('fakeRootCommands: chown in the script gives the owner in the image', { skip: missingTools([NIX, BWRAP, ['fakeroot', 'fakeroot'], ...PODMAN]) }, (t) => {
+  const { busybox } = fixtures();
+  const dir = project(t, {
+    contents: [busybox],
+    extraCommands: 'mkdir -p home/alice',
+    fakeRootCommands: 'chown 1000:1000 home/alice && chmod 700 home/alice',
+    config: { User: '1000', Cmd: ['/bin/sh', '-c', 'touch /home/alice/ok && ls -ln /home | grep alice'] },
+  });
+  nixdockOk(dir, ['build']);
+  assert.match(runImage(t, join(dir, 'out', 'img.tar'), []), /^drwx------ +\d+ 1000 +1000 .* alice$/m);
 });
