@@ -20,7 +20,7 @@ export interface SyntheticOptions {
 export const DEFAULT_SYNTHETIC: SyntheticOptions = { paths: 300, totalBytes: 1 << 30, totalFiles: 80_000, salt: 'v1' };
 
 /** Deterministic PRNG (mulberry32) so every machine generates the same closure shape. */
-function prng(seed: number): () => number {
+export function prng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -32,7 +32,7 @@ function prng(seed: number): () => number {
 }
 
 /** Pareto-distributed shares that sum to 1. */
-function heavyTailedShares(n: number, random: () => number, alpha: number): number[] {
+export function heavyTailedShares(n: number, random: () => number, alpha: number): number[] {
   const raw = Array.from({ length: n }, () => 1 / Math.pow(1 - random() * 0.999, 1 / alpha));
   const sum = raw.reduce((a, b) => a + b, 0);
   return raw.map((x) => x / sum);
@@ -55,7 +55,17 @@ for i, s in enumerate(sizes):
         f.write(rng.randbytes(int(s * scale)))
 `;
 
-export function syntheticExpression(opts: SyntheticOptions): string {
+/** One store path of a shape: its size, file count and dependencies (indices of earlier nodes). */
+export interface ShapeNode {
+  name: string;
+  bytes: number;
+  files: number;
+  deps: number[];
+  /** Changes this path's hash (and its dependents') without changing its size. */
+  salt?: string;
+}
+
+export function syntheticShape(opts: SyntheticOptions): ShapeNode[] {
   const random = prng(42);
   const byteShares = heavyTailedShares(opts.paths, random, 1.1);
   const fileShares = heavyTailedShares(opts.paths, random, 1.5);
@@ -66,25 +76,44 @@ export function syntheticExpression(opts: SyntheticOptions): string {
     deps[dependent]!.push(j);
     if (random() < 0.5 && j + 1 < opts.paths - 1) deps[j + 1 + Math.floor(random() * (opts.paths - 2 - j))]!.push(j);
   }
-  const bindings = deps.map((ds, i) => {
-    const name = i === opts.paths - 1 ? 'app' : `lib${String(i).padStart(3, '0')}`;
-    const depList = [...new Set(ds)].sort((a, b) => a - b).map((d) => `\${p${d}}`).join(' ');
+  return deps.map((ds, i) => ({
+    name: i === opts.paths - 1 ? 'app' : `lib${String(i).padStart(3, '0')}`,
+    bytes: Math.round(byteShares[i]! * opts.totalBytes),
+    files: Math.max(1, Math.round(fileShares[i]! * opts.totalFiles)),
+    deps: [...new Set(ds)].sort((a, b) => a - b),
+    ...(i === opts.paths - 1 && { salt: opts.salt }),
+  }));
+}
+
+export function syntheticExpression(opts: SyntheticOptions): string {
+  return shapeExpression(syntheticShape(opts));
+}
+
+/** A Nix expression building every node as a raw derivation; it evaluates to the last node. */
+export function shapeExpression(nodes: ShapeNode[]): string {
+  const bindings = nodes.map((node, i) => {
+    const depList = node.deps.map((d) => `\${p${d}}`).join(' ');
     return `  p${i} = derivation {
-    name = "${name}"; system = builtins.currentSystem; builder = "/usr/bin/python3"; args = [ "-c" builder ];
-    seed = "${i}"; nfiles = "${Math.max(1, Math.round(fileShares[i]! * opts.totalFiles))}"; nbytes = "${Math.round(byteShares[i]! * opts.totalBytes)}";
-    deps = "${depList}"; salt = "${i === opts.paths - 1 ? opts.salt : 'base'}";
+    name = "${node.name}"; system = builtins.currentSystem; builder = "/usr/bin/python3"; args = [ "-c" builder ];
+    seed = "${i}"; nfiles = "${node.files}"; nbytes = "${node.bytes}";
+    deps = "${depList}"; salt = "${node.salt ?? 'base'}";
   };`;
   });
-  return `let\n  builder = ''${BUILDER}'';\n${bindings.join('\n')}\nin p${opts.paths - 1}\n`;
+  return `let\n  builder = ''${BUILDER}'';\n${bindings.join('\n')}\nin p${nodes.length - 1}\n`;
+}
+
+/** Builds a shape in the Nix store; returns the store path of its last node. */
+export function buildShape(nodes: ShapeNode[]): string {
+  const dir = mkdtempSync(join(tmpdir(), 'nixdock-bench-'));
+  const file = join(dir, 'shape.nix');
+  writeFileSync(file, shapeExpression(nodes));
+  const env = { ...process.env, NIX_CONFIG: 'substituters =\nbuild-users-group =\nsandbox = false' };
+  return execFileSync('nix-build', [file, '--no-out-link', '--cores', '2', '-j', '2'], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
 }
 
 /** Builds the synthetic closure; returns the top-level store path. */
 export function buildSynthetic(opts: SyntheticOptions = DEFAULT_SYNTHETIC): string {
-  const dir = mkdtempSync(join(tmpdir(), 'nixdock-bench-'));
-  const file = join(dir, 'synthetic.nix');
-  writeFileSync(file, syntheticExpression(opts));
-  const env = { ...process.env, NIX_CONFIG: 'substituters =\nbuild-users-group =\nsandbox = false' };
-  return execFileSync('nix-build', [file, '--no-out-link', '--cores', '2', '-j', '2'], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+  return buildShape(syntheticShape(opts));
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -96,7 +96,7 @@ export interface TarSettings {
 export interface LayerGroup {
   /** Store paths in the order their entries are written. */
   paths: string[];
-  /** Why this group exists: 'popular', 'bulk', 'big', 'shared', 'leaf' … (shown by inspect). */
+  /** Why this group exists: 'path' (one store path), 'merged' (stable), 'popular', 'bulk' (popularity). */
   reason: string;
 }
 

@@ -25,5 +25,5 @@ export function planLayers(closure: Closure, opts: PlanOptions): LayerGroup[] {
   }
   if (closure.paths.size === 0) return [];
   const graph = closureGraph(closure);
-  return opts.strategy === 'popularity' ? planPopularity(graph, opts.budget) : planStable(closure, graph, opts.budget);
+  return opts.strategy === 'popularity' ? planPopularity(graph, opts.budget) : planStable(graph, opts.budget);
 }
