@@ -166,6 +166,8 @@ export interface Layer {
    * stat fingerprint), so sinks check only their length instead of hashing them again.
    */
   verifiedBytes?: boolean;
+  /** Descriptor annotations read with the layer (an image read back from a layout); else derived from the source. */
+  annotations?: Record<string, string>;
 }
 
 // ───────────────────────────── image ─────────────────────────────

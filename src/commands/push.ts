@@ -1,6 +1,8 @@
 /**
- * `nixdock push IMAGE REF`: push a built image (read from the project's OCI layout output,
- * `<outDir>/oci`) to a registry, uploading only the blobs it lacks.
+ * `nixdock push IMAGE REF`: push an image of the project to a registry, uploading only the blobs
+ * it lacks. An image the config defines is planned and pushed layer by layer (push-plan.ts): on a
+ * fresh checkout (no cache, no out/) only layers no registry verifiably holds are tarred. NAME:TAG
+ * of an older build still in the OCI layout output (`<outDir>/oci`) is pushed as built.
  */
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -11,7 +13,12 @@ import { OciLayout } from '../formats/oci-layout/write.js';
 import { imageFromLayout } from '../formats/oci-layout/image.js';
 import { pushImage, type PushResult } from '../registry/push.js';
 import type { BlobPushEvent } from '../registry/types.js';
-import type { Codec, Image } from '../types.js';
+import type { Codec, Image, LayerSource } from '../types.js';
+import type { ImageSpec } from '../config/types.js';
+import { assemblePlanned, planImage, type BuildContext } from '../build.js';
+import { EventBus } from '../events.js';
+import { pushPlanned, type PlannedPushOptions, type PlannedPushResult } from '../registry/push-plan.js';
+import type { RemotePair } from '../registry/remote-layers.js';
 import { interruptSignal, loadProject, openIndex } from './shared.js';
 import { formatBytes } from '../reporters/console.js';
 
@@ -21,6 +28,7 @@ interface PushCommandOptions {
   json?: boolean;
   compression?: string;
   mountFrom: string[];
+  cacheFrom: string[];
 }
 
 export function register(program: Command): void {
@@ -33,6 +41,7 @@ export function register(program: Command): void {
     .option('--insecure', 'allow plain HTTP to a registry that is not on localhost')
     .option('--compression <codec>', "layer compression in the registry: gzip, zstd or none (default: the image spec's compression)")
     .option('--mount-from <repo>', 'a repository on the same registry to mount layers from (repeatable)', collect, [])
+    .option('--cache-from <ref>', 'an image whose layers this push may reuse without tarring them (repeatable; config cache.from too)', collect, [])
     .option('--json', 'print the result (one entry per blob: digest, size, action) as JSON')
     .action(async (image: string, ref: string, opts: PushCommandOptions) => {
       const result = await pushCommand(image, ref, opts);
@@ -40,24 +49,49 @@ export function register(program: Command): void {
     });
 }
 
-export async function pushCommand(imageName: string, ref: string, opts: PushCommandOptions): Promise<PushResult> {
+export async function pushCommand(imageName: string, ref: string, opts: PushCommandOptions): Promise<PushResult | PlannedPushResult> {
   const config = await loadProject(opts);
-  const codec = opts.compression === undefined ? specCodec(config, imageName) : parseCodec(opts.compression);
-  const index = openIndex(config);
+  const cache = openIndex(config);
   const { signal, dispose } = interruptSignal();
   try {
-    const image = await projectImage(config, index, imageName);
-    return await pushImage({ image, codec }, ref, {
-      cache: index,
-      insecure: opts.insecure,
-      signal,
-      mountFrom: opts.mountFrom,
-      onBlob: opts.json ? undefined : printBlob,
-    });
+    const spec = await plannedSpec(config, imageName);
+    const codec = opts.compression === undefined ? (spec?.compression ?? 'gzip') : parseCodec(opts.compression);
+    const common = { insecure: opts.insecure, signal, mountFrom: opts.mountFrom, onBlob: opts.json ? undefined : printBlob };
+    if (spec) {
+      const cacheFrom = [...config.cache.from, ...opts.cacheFrom];
+      return await pushSpec(spec, codec, ref, { ...common, cache, cacheFrom, onRejected: opts.json ? undefined : printRejected }, { config, index: cache, bus: new EventBus(), signal });
+    }
+    const image = await projectImage(config, cache, imageName);
+    return await pushImage({ image, codec }, ref, { ...common, cache });
   } finally {
     dispose();
-    index.close();
+    cache.close();
   }
+}
+
+/** Plans the image and pushes it layer by layer; temporary files of the plan are removed after. */
+async function pushSpec(spec: ImageSpec, codec: Codec, ref: string, opts: PlannedPushOptions, ctx: BuildContext): Promise<PlannedPushResult> {
+  const plan = await planImage(spec, ctx);
+  try {
+    const platform = { os: 'linux' as const, architecture: plan.architecture, ...(plan.variant !== undefined && { variant: plan.variant }) };
+    return await pushPlanned({ sources: plan.sources, assemble: (layers) => assemblePlanned(plan, layers), platform }, codec, ref, opts);
+  } finally {
+    await plan.dispose();
+  }
+}
+
+/**
+ * The spec to plan for IMAGE: the config's image of that name, unless NAME:TAG names another
+ * build that the OCI layout output still holds (that one is pushed as it was built).
+ */
+async function plannedSpec(config: ResolvedConfig, imageName: string): Promise<ImageSpec | undefined> {
+  const colon = imageName.lastIndexOf(':');
+  const tagged = colon > imageName.lastIndexOf('/');
+  const name = tagged ? imageName.slice(0, colon) : imageName;
+  const spec = config.images.find((s) => s.name === name);
+  if (!spec || !tagged || imageName.slice(colon + 1) === spec.tag) return spec;
+  const refs = await new OciLayout(join(config.outDir, 'oci')).refs().catch(() => []);
+  return refs.some((r) => r.name === imageName) ? undefined : spec;
 }
 
 /** A project image as built, read from its OCI layout output (`<outDir>/oci`). */
@@ -79,12 +113,6 @@ async function layoutName(layoutDir: string, index: BuildCache, imageName: strin
   return matches.at(-1)?.name ?? imageName;
 }
 
-/** The `compression` of the image spec named NAME[:TAG]; gzip for an image the config no longer has. */
-function specCodec(config: ResolvedConfig, imageName: string): Codec {
-  const name = imageName.lastIndexOf(':') > imageName.lastIndexOf('/') ? imageName.slice(0, imageName.lastIndexOf(':')) : imageName;
-  return config.images.find((spec) => spec.name === name)?.compression ?? 'gzip';
-}
-
 function parseCodec(value: string): Codec {
   if (value === 'gzip' || value === 'zstd' || value === 'none') return value;
   throw new NixdockError('INPUT_INVALID', `Unknown layer compression ${JSON.stringify(value)}`, {
@@ -100,9 +128,14 @@ function printBlob(e: BlobPushEvent): void {
   process.stderr.write(`${what} ${e.digest.slice(0, 19)} ${formatBytes(e.size)} ${e.action}\n`);
 }
 
-function summary(result: PushResult): string {
+function printRejected(source: LayerSource, pair: RemotePair): void {
+  process.stderr.write(`warning: ${pair.client.target.registry}/${pair.client.target.repository} pairs ${source.description} with blob ${pair.blob.digest.slice(0, 19)}, which does not hold it; building the layer\n`);
+}
+
+function summary(result: PushResult | PlannedPushResult): string {
   const count = (action: string) => result.blobs.filter((b) => b.action === action).length;
-  return `pushed ${result.ref}@${result.manifestDigest}: ${count('uploaded')} uploaded (${formatBytes(result.bytesUploaded)}), ${count('mounted')} mounted, ${count('skipped')} skipped\n`;
+  const tarred = 'layersTarred' in result ? `; ${result.layersTarred} layer(s) tarred` : '';
+  return `pushed ${result.ref}@${result.manifestDigest}: ${count('uploaded')} uploaded (${formatBytes(result.bytesUploaded)}), ${count('mounted')} mounted, ${count('skipped')} skipped${tarred}\n`;
 }
 
 function collect(value: string, previous: string[]): string[] {

@@ -216,6 +216,7 @@ export function normalizeTopLevel(input: NixdockConfigInput, root: string): Omit
       debounceMs: input.daemon?.debounceMs ?? 150,
       watch: input.daemon?.watch ?? [],
     },
+    cache: { from: input.cache?.from ?? [], ...(input.cache?.registry !== undefined && { registry: input.cache.registry }) },
     gc: { keepBuilds: input.gc?.keepBuilds ?? 5, afterBuild: input.gc?.afterBuild ?? true },
     specGlobs: input.specs ?? [],
   };

@@ -268,6 +268,13 @@ export const configSchema = z
       })
       .optional()
       .describe('`nixdock watch` settings'),
+    cache: z
+      .strictObject({
+        from: stringList('Registry references whose layers pushes may reuse without tarring (like --cache-from), e.g. ["ghcr.io/me/app:latest"]').optional(),
+        registry: z.string().optional().describe('A registry repository (host/repo) holding the shared recipe → blob cache: pushes read it and add to it (like --cache-from/--cache-to)'),
+      })
+      .optional()
+      .describe('The registry as a shared layer cache for a fleet of machines'),
     gc: z
       .strictObject({
         keepBuilds: z.number().int().min(0).optional().describe('Builds per image kept by `nixdock gc` (and its OCI layout entries). Default 5'),

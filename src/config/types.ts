@@ -106,6 +106,8 @@ export interface ResolvedConfig {
   /** Default output formats of `nixdock build`. Default ['oci']. */
   formats: OutputFormat[];
   daemon: DaemonConfig;
+  /** Registry references pushes reuse layers from (from) and the shared cache repository (registry). */
+  cache: { from: string[]; registry?: string };
   /** keepBuilds: builds per image gc keeps; afterBuild: `watch` runs gc after each successful build. */
   gc: { keepBuilds: number; afterBuild: boolean };
   images: ImageSpec[];

@@ -30,8 +30,34 @@ export function layerMediaType(codec: Codec): string {
   return LAYER_MEDIA_TYPE[codec];
 }
 
+/**
+ * The annotation naming a layer's recipe key (the build cache's key: store paths + NAR hashes +
+ * owner/mtime settings + tar format), so a machine that has not tarred the layer can still find
+ * its blob in a registry by what it would be built from.
+ */
+export const RECIPE_ANNOTATION = 'dev.nixdock.layer.recipe';
+/**
+ * nix-snapshotter's per-layer store path list. Written without its `nix-layer: "true"` marker:
+ * nixdock layers carry their files, so snapshotters must unpack them as ordinary layers.
+ */
+const STORE_PATH_ANNOTATION = 'containerd.io/snapshot/nix-store-path.';
+
+/** A layer's descriptor annotations: as read from a layout, or its recipe for layers nixdock plans. */
+export function layerAnnotations(layer: Layer): Record<string, string> | undefined {
+  if (layer.annotations) return layer.annotations;
+  const { source } = layer;
+  if (source.kind === 'base') return undefined;
+  const paths = Object.fromEntries(source.storePaths.map((path, i) => [`${STORE_PATH_ANNOTATION}${i}`, path]));
+  return { [RECIPE_ANNOTATION]: source.key, ...paths };
+}
+
 /** The blob descriptor of a layer in the given codec (its compressed digest must be known). */
 export function layerDescriptor(layer: Layer, codec: Codec): Descriptor {
+  const annotations = layerAnnotations(layer);
+  return { ...blobDescriptor(layer, codec), ...(annotations && { annotations }) };
+}
+
+function blobDescriptor(layer: Layer, codec: Codec): Descriptor {
   if (codec === 'none') return { mediaType: MediaType.layerTar, digest: layer.diffId, size: layer.size };
   const blob = layer.compressed[codec];
   if (!blob) {

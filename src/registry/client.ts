@@ -154,6 +154,21 @@ export class RegistryClient {
     if (done) await discard(done);
   }
 
+  /**
+   * The blob's last `length` bytes by a ranged GET (a gzip trailer), or undefined when the registry
+   * answers with anything but that range: never more than `length` bytes are read.
+   */
+  async blobTail(digest: Digest, blobSize: number, length: number): Promise<Buffer | undefined> {
+    const range = `bytes=${Math.max(0, blobSize - length)}-${blobSize - 1}`;
+    const r = await this.send({ method: 'GET', url: `blobs/${digest}`, headers: { range }, expect: [200, 206] });
+    if (r.res.status !== 206) {
+      await discard(r);
+      return undefined;
+    }
+    const bytes = await readCapped(r, length, `the end of blob ${digest}`).catch(() => undefined);
+    return bytes?.length === length ? bytes : undefined;
+  }
+
   /** The blob's bytes, ended with an error past `size` (unverified otherwise: the caller hashes them). */
   async openBlob(digest: Digest, size: number): Promise<Readable> {
     const r = await this.send({ method: 'GET', url: `blobs/${digest}`, expect: [200], phase: 'blob' });

@@ -11,7 +11,7 @@ import type { RegistryLimits } from './http.js';
 import { MediaType, ociManifest } from '../image/manifest.js';
 import { compressor } from '../layer/compress.js';
 import { spool, type SpooledBlob } from '../util/spool.js';
-import { formatTarget, registryTarget } from './target.js';
+import { formatTarget, registryTarget, type RegistryTarget } from './target.js';
 import { hasCompressedBytes, type AuthOptions, type BlobAction, type BlobKind, type BlobPushEvent, type CompressedDigestCache } from './types.js';
 
 /** What to push: an image whose layer bytes can be opened. */
@@ -58,48 +58,65 @@ export interface PushResult {
 }
 
 export async function pushImage(src: PushSource, ref: string, opts: PushOptions = {}): Promise<PushResult> {
-  const target = registryTarget(ref, opts.insecure);
-  const client = new RegistryClient(target, {
-    auth: opts.auth,
-    signal: opts.signal,
-    actions: ['pull', 'push'],
-    mountFrom: opts.mountFrom,
-    tries: opts.tries,
-    backoffMs: opts.backoffMs,
-    chunkSize: opts.chunkSize,
-    limits: opts.limits,
-  });
-  const pusher = new BlobPusher(client, opts);
+  const session = new PushSession(ref, opts);
   const { image, codec } = src;
+  const layers = await mapLimit(image.layers, opts.concurrency ?? 3, (layer, index) => session.pusher.pushLayer(layer, index, codec));
+  return session.finish({ ...image, layers: image.layers.map((l, i) => withBlob(l, codec, layers[i]!)) }, codec, layers);
+}
 
-  const layers = await mapLimit(image.layers, opts.concurrency ?? 3, (layer, index) => pusher.pushLayer(layer, index, codec));
-  const config = await pusher.pushConfig(image, image.layers.length);
+/** One push to one reference: the client, its blob pusher, and the config and manifest put last. */
+export class PushSession {
+  readonly target: RegistryTarget;
+  readonly client: RegistryClient;
+  readonly pusher: BlobPusher;
 
-  // The same serialisation as the OCI layout writer, so a pushed image has the layout's digest.
-  const pushed = { ...image, layers: image.layers.map((l, i) => withBlob(l, codec, layers[i]!)) };
-  const { bytes: manifest, digest: manifestDigest } = ociManifest(pushed, codec);
-  if (target.digest && target.digest !== manifestDigest) {
-    throw new NixdockError('REFERENCE_INVALID', `Cannot push to ${ref}: the image's manifest has a different digest`, {
-      found: manifestDigest,
-      expected: target.digest,
-      hint: 'Push to a tag instead, or pin the digest the image really has.',
+  constructor(
+    private readonly ref: string,
+    private readonly opts: PushOptions,
+  ) {
+    this.target = registryTarget(ref, opts.insecure);
+    this.client = new RegistryClient(this.target, {
+      auth: opts.auth,
+      signal: opts.signal,
+      actions: ['pull', 'push'],
+      mountFrom: opts.mountFrom,
+      tries: opts.tries,
+      backoffMs: opts.backoffMs,
+      chunkSize: opts.chunkSize,
+      limits: opts.limits,
     });
+    this.pusher = new BlobPusher(this.client, opts);
   }
-  const tags = [target.tag ?? (target.digest ? undefined : 'latest'), ...(opts.tags ?? [])].filter((t): t is string => Boolean(t));
-  for (const reference of tags.length > 0 ? tags : [manifestDigest]) {
-    await client.putManifest(reference, manifest, MediaType.ociManifest);
+
+  /** Pushes the config, then the manifest under every tag; `image.layers` carry the blobs pushed for `codec`. */
+  async finish(image: Image, codec: Codec, layers: PushedBlob[]): Promise<PushResult> {
+    const config = await this.pusher.pushConfig(image, image.layers.length);
+    // The same serialisation as the OCI layout writer, so a pushed image has the layout's digest.
+    const { bytes: manifest, digest: manifestDigest } = ociManifest(image, codec);
+    const { target } = this;
+    if (target.digest && target.digest !== manifestDigest) {
+      throw new NixdockError('REFERENCE_INVALID', `Cannot push to ${this.ref}: the image's manifest has a different digest`, {
+        found: manifestDigest,
+        expected: target.digest,
+        hint: 'Push to a tag instead, or pin the digest the image really has.',
+      });
+    }
+    const tags = [target.tag ?? (target.digest ? undefined : 'latest'), ...(this.opts.tags ?? [])].filter((t): t is string => Boolean(t));
+    for (const reference of tags.length > 0 ? tags : [manifestDigest]) {
+      await this.client.putManifest(reference, manifest, MediaType.ociManifest);
+    }
+    const blobs = [...layers, config];
+    return {
+      ref: formatTarget(target),
+      manifestDigest,
+      blobs,
+      bytesUploaded: blobs.filter((b) => b.action === 'uploaded').reduce((sum, b) => sum + b.size, 0),
+    };
   }
-  const blobs = [...layers, config];
-  return {
-    ref: formatTarget(target),
-    manifestDigest,
-    blobs,
-    bytesUploaded: blobs.filter((b) => b.action === 'uploaded').reduce((sum, b) => sum + b.size, 0),
-  };
 }
 
 /** Pushes one blob at a time through skip → mount → upload, recording compressed digests in the cache. */
-class BlobPusher {
+export class BlobPusher {
   constructor(
     private readonly client: RegistryClient,
     private readonly opts: PushOptions,
@@ -141,7 +158,8 @@ class BlobPusher {
     return layer.compressed[codec] ?? this.opts.cache?.getCompressed(layer.diffId, codec);
   }
 
-  private async skipOrMount(digest: Digest): Promise<BlobAction | undefined> {
+  /** 'skipped' when the repository has the blob, 'mounted' when a sibling lent it, else undefined. */
+  async skipOrMount(digest: Digest): Promise<BlobAction | undefined> {
     if ((await this.client.blobSize(digest)) !== undefined) return 'skipped';
     for (const from of this.opts.mountFrom ?? []) {
       if (await this.client.mountBlob(digest, from)) return 'mounted';
@@ -153,15 +171,15 @@ class BlobPusher {
     const { source } = layer;
     const ready = hasCompressedBytes(source) && layer.compressed[codec] ? source.openCompressed(codec) : undefined;
     if (ready) return spool(ready, { signal: this.opts.signal });
-    return spool(source.open(), { signal: this.opts.signal, through: compressor(codec) });
+    return spool(source.open(), { signal: this.opts.signal, through: [compressor(codec)] });
   }
 
-  private async upload(body: BlobBody, kind: BlobKind, index: number): Promise<void> {
+  async upload(body: BlobBody, kind: BlobKind, index: number): Promise<void> {
     const report = (bytesSent: number) => this.opts.onBlob?.({ type: 'progress', kind, index, digest: body.digest, bytesSent, size: body.size });
     await this.client.uploadBlob(body, this.opts.onBlob && report);
   }
 
-  private done(kind: BlobKind, index: number, blob: { digest: Digest; size: number }, action: BlobAction): PushedBlob {
+  done(kind: BlobKind, index: number, blob: { digest: Digest; size: number }, action: BlobAction): PushedBlob {
     this.opts.onBlob?.({ type: 'done', kind, index, digest: blob.digest, size: blob.size, action });
     return { kind, digest: blob.digest, size: blob.size, action };
   }
@@ -182,7 +200,7 @@ function layerChanged(layer: Layer, found: Digest): NixdockError {
 }
 
 /** Like Promise.all over items.map(fn), with at most `limit` running at once; results keep input order. */
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
   const results = new Array<R>(items.length);
   let next = 0;
   const worker = async () => {

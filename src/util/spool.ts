@@ -21,7 +21,7 @@ export interface SpooledBlob {
 }
 
 /** Writes `source` to a new temp file in `dir` (default the OS temp dir), hashing as it goes. */
-export async function spool(source: Readable, opts: { dir?: string; signal?: AbortSignal; through?: Duplex } = {}): Promise<SpooledBlob> {
+export async function spool(source: Readable, opts: { dir?: string; signal?: AbortSignal; through?: Array<Duplex | undefined> } = {}): Promise<SpooledBlob> {
   const dir = opts.dir ?? tmpdir();
   const path = join(dir, `.nixdock-blob-${randomBytes(8).toString('hex')}.tmp`);
   const remove = () => rm(path, { force: true });
@@ -29,7 +29,8 @@ export async function spool(source: Readable, opts: { dir?: string; signal?: Abo
   try {
     const write = createWriteStream(path, { flags: 'wx', mode: 0o644 });
     const signal = opts.signal;
-    await (opts.through ? pipeline(source, opts.through, tap, write, { signal }) : pipeline(source, tap, write, { signal }));
+    const through = (opts.through ?? []).filter((d): d is Duplex => d !== undefined);
+    await pipeline([source, ...through, tap, write], { signal });
   } catch (err) {
     await remove();
     throw err;

@@ -106,5 +106,7 @@ test('ociManifest lists the config and layers with OCI media types per codec', (
   assert.throws(() => ociManifest(image, 'gzip'), /no known gzip blob/);
   const gz = layers.map((l) => ({ ...l, compressed: { gzip: { codec: 'gzip' as const, digest: digestOf(`gz ${l.diffId}`), size: 99 } } }));
   const zipped = JSON.parse(ociManifest({ ...image, layers: gz }, 'gzip').bytes.toString());
-  assert.deepEqual(zipped.layers[0], { mediaType: MediaType.layerGzip, digest: gz[0]!.compressed.gzip.digest, size: 99 });
+  // Each planned layer names its recipe and store paths (nix-snapshotter's keys, without its nix-layer marker).
+  const annotations = { 'dev.nixdock.layer.recipe': '/nix/store/aaa-busybox', 'containerd.io/snapshot/nix-store-path.0': '/nix/store/aaa-busybox' };
+  assert.deepEqual(zipped.layers[0], { mediaType: MediaType.layerGzip, digest: gz[0]!.compressed.gzip.digest, size: 99, annotations });
 });

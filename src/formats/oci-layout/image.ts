@@ -28,7 +28,7 @@ export async function imageFromLayout(dir: string, name: string, cacheDir: strin
       const codec = CODEC_OF[desc.mediaType] ?? 'none';
       const compressed: Partial<Record<Codec, CompressedBlob>> = codec === 'none' ? {} : { [codec]: { codec, digest: desc.digest, size: desc.size } };
       const size = codec === 'gzip' ? await gzipInputSize(layout.blobPath(desc.digest)) : await source.size();
-      return { source, diffId: config.rootfs.diff_ids[i] as Digest, size, built: false, compressed };
+      return { source, diffId: config.rootfs.diff_ids[i] as Digest, size, built: false, compressed, ...(desc.annotations && { annotations: desc.annotations }) };
     }),
   );
   const configDesc = (manifest as { config: Descriptor }).config;

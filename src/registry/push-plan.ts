@@ -1,0 +1,157 @@
+/**
+ * Push a planned image (layer sources, not yet tarred) so that it costs what changed: each layer
+ * is placed by the cheapest way that is sure, and tarred and compressed only when none is.
+ *
+ *   1. the local cache knows the recipe and its compressed blob → HEAD (or mount) it;
+ *   2. a registry claims a blob for the recipe (RECIPE_ANNOTATION) or for the diff_id the cache
+ *      knows — at the target reference or a cache-from reference → the claim is verified
+ *      (remote-layers.ts: HEAD + the blob's uncompressed size against this machine's), then
+ *      HEADed or mounted in the target;
+ *   3. otherwise the layer is tarred and compressed once into a temp file (diff_id and blob
+ *      digest in the same pass) and uploaded unless the registry turns out to have it.
+ * Whatever 2 and 3 learn goes into the local cache (recipe → diff_id, diff_id → blob), so the
+ * next push from this machine needs no claim. Layers are placed concurrently, and each one's
+ * upload starts as soon as it is compressed: uploads overlap the compression of later layers.
+ */
+import { DigestStream } from '../digest.js';
+import { compressor } from '../layer/compress.js';
+import type { Codec, CompressedBlob, Digest, Image, Layer, LayerSource, Platform } from '../types.js';
+import { fileBody, RegistryClient } from './client.js';
+import { mapLimit, PushSession, type PushedBlob, type PushOptions, type PushResult } from './push.js';
+import { RemoteLayers, verifyPair, type RemotePair } from './remote-layers.js';
+import { spool } from '../util/spool.js';
+import { registryTarget } from './target.js';
+import type { BlobAction, CompressedDigestCache } from './types.js';
+
+/** An image as planned: its layer sources, and how to assemble it once their diff_ids are known. */
+export interface PlannedImage {
+  sources: LayerSource[];
+  assemble(layers: Layer[]): Image;
+  /** Picks the right image when a reference names a multi-platform index. */
+  platform: Platform;
+}
+
+/** What the push reads from and teaches the build cache. */
+export interface LayerCache extends CompressedDigestCache {
+  lookupLayer(key: string): { diffId: Digest; size: number } | undefined;
+  recordLayer(rec: { key: string; diffId: Digest; size: number; storePaths: string[] }): void;
+}
+
+export interface PlannedPushOptions extends PushOptions {
+  cache: LayerCache;
+  /** More references whose layers the image may share (`--cache-from`); the target's own manifest is always read. */
+  cacheFrom?: string[];
+  /** Told of each registry claim that failed verification (the layer is then built). */
+  onRejected?: (source: LayerSource, pair: RemotePair) => void;
+}
+
+export interface PlannedPushResult extends PushResult {
+  /** Layers whose tar was produced (and compressed): the cost of what changed. */
+  layersTarred: number;
+  /** Layers placed on a verified registry claim, without tarring. */
+  layersFromRegistry: number;
+  /** Registry claims refused by verification. */
+  claimsRejected: number;
+}
+
+interface Placed {
+  layer: Layer;
+  blob: PushedBlob;
+}
+
+export async function pushPlanned(plan: PlannedImage, codec: Codec, ref: string, opts: PlannedPushOptions): Promise<PlannedPushResult> {
+  const target = registryTarget(ref, opts.insecure);
+  const cacheFrom = (opts.cacheFrom ?? []).map((from) => ({ from, target: registryTarget(from, opts.insecure) }));
+  // Blobs of cache-from repositories on the target's registry are mounted, not uploaded.
+  const siblings = cacheFrom.filter((c) => c.target.registry === target.registry && c.target.repository !== target.repository);
+  const session = new PushSession(ref, { ...opts, mountFrom: [...(opts.mountFrom ?? []), ...siblings.map((c) => c.target.repository)] });
+  const sources = [
+    { client: session.client, reference: target.digest ?? target.tag ?? 'latest' },
+    ...cacheFrom.map((c) => ({ client: pullClient(c.target, opts), reference: c.target.digest ?? c.target.tag ?? 'latest' })),
+  ];
+  const remote = await RemoteLayers.read(sources, codec, plan.platform);
+  const placer = new LayerPlacer(session, remote, codec, opts);
+  const placed = await mapLimit(plan.sources, opts.concurrency ?? 3, (source, index) => placer.place(source, index));
+  const image = plan.assemble(placed.map((p) => p.layer));
+  const result = await session.finish(image, codec, placed.map((p) => p.blob));
+  return { ...result, layersTarred: placer.tarred, layersFromRegistry: placer.fromRegistry, claimsRejected: placer.rejected };
+}
+
+function pullClient(target: ReturnType<typeof registryTarget>, opts: PushOptions): RegistryClient {
+  return new RegistryClient(target, { auth: opts.auth, signal: opts.signal, actions: ['pull'], tries: opts.tries, backoffMs: opts.backoffMs, limits: opts.limits });
+}
+
+class LayerPlacer {
+  tarred = 0;
+  fromRegistry = 0;
+  rejected = 0;
+
+  constructor(
+    private readonly session: PushSession,
+    private readonly remote: RemoteLayers,
+    private readonly codec: Codec,
+    private readonly opts: PlannedPushOptions,
+  ) {}
+
+  async place(source: LayerSource, index: number): Promise<Placed> {
+    this.opts.onBlob?.({ type: 'start', kind: 'layer', index });
+    const record = this.opts.cache.lookupLayer(source.key);
+    const known = record && this.knownBlob(record.diffId, record.size);
+    if (record && known) {
+      const action = await this.session.pusher.skipOrMount(known.digest);
+      if (action) return this.placed(source, index, record, known, action, false);
+    }
+    for (const pair of this.remote.candidates(source.key, record?.diffId)) {
+      if (pair.blob.digest === known?.digest) continue;
+      const size = record?.size ?? (await source.size());
+      if (!(await verifyPair(pair, size))) {
+        this.rejected++;
+        this.opts.onRejected?.(source, pair);
+        continue;
+      }
+      const action = await this.session.pusher.skipOrMount(pair.blob.digest);
+      if (!action) continue;
+      this.fromRegistry++;
+      this.learn(source, pair.diffId, size, pair.blob);
+      return this.placed(source, index, { diffId: pair.diffId, size }, pair.blob, action, false);
+    }
+    return this.build(source, index);
+  }
+
+  /** Tars and compresses the layer once (diff_id and blob digest in one pass), then pushes it unless present. */
+  private async build(source: LayerSource, index: number): Promise<Placed> {
+    this.tarred++;
+    const tar = new DigestStream();
+    const spooled = await spool(source.open(), { signal: this.opts.signal, through: [tar, compressor(this.codec)] });
+    try {
+      const diffId = tar.digest();
+      const blob: CompressedBlob = { codec: this.codec, digest: spooled.digest, size: spooled.size };
+      this.learn(source, diffId, tar.bytes, blob);
+      const { pusher } = this.session;
+      let action = await pusher.skipOrMount(blob.digest);
+      if (!action) {
+        await pusher.upload(fileBody(spooled.path, blob.digest, blob.size), 'layer', index);
+        action = 'uploaded';
+      }
+      return this.placed(source, index, { diffId, size: tar.bytes }, blob, action, true);
+    } finally {
+      await spooled.remove();
+    }
+  }
+
+  private knownBlob(diffId: Digest, size: number): CompressedBlob | undefined {
+    if (this.codec === 'none') return { codec: 'none', digest: diffId, size };
+    return this.opts.cache.getCompressed(diffId, this.codec);
+  }
+
+  private learn(source: LayerSource, diffId: Digest, size: number, blob: CompressedBlob): void {
+    this.opts.cache.recordLayer({ key: source.key, diffId, size, storePaths: [...source.storePaths] });
+    if (blob.codec !== 'none') this.opts.cache.putCompressed(diffId, blob);
+  }
+
+  private placed(source: LayerSource, index: number, tar: { diffId: Digest; size: number }, blob: CompressedBlob, action: BlobAction, built: boolean): Placed {
+    const pushed = this.session.pusher.done('layer', index, blob, action);
+    const compressed = blob.codec === 'none' ? {} : { [blob.codec]: blob };
+    return { layer: { source, diffId: tar.diffId, size: tar.size, built, compressed }, blob: pushed };
+  }
+}

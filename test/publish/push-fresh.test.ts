@@ -1,0 +1,134 @@
+/**
+ * `nixdock push` from a fresh checkout (no .nixdock, no out/, no build first) against a real
+ * docker-registry: a push costs what changed. Counted by the CLI's --json (layers tarred, blobs
+ * uploaded) and checked with skopeo; a registry whose manifest pairs layers with the wrong blobs
+ * must not make a wrong image.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { gunzipSync } from 'node:zlib';
+import { helloApp } from '../helpers/nix.js';
+import { REGISTRY_BIN, REGISTRY_PACKAGE, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { missingTools } from '../helpers/tools.js';
+import { nixdockJson, tempDir, writeConfig } from './helpers.js';
+
+const skip = missingTools([[REGISTRY_BIN, REGISTRY_PACKAGE], ['skopeo', 'skopeo'], ['nix-build', 'nix-bin']]);
+
+interface PushJson {
+  ref: string;
+  manifestDigest: string;
+  bytesUploaded: number;
+  layersTarred: number;
+  layersFromRegistry: number;
+  claimsRejected: number;
+  blobs: Array<{ kind: 'layer' | 'config'; digest: string; size: number; action: 'uploaded' | 'mounted' | 'skipped' }>;
+}
+
+const uploaded = (push: PushJson) => push.blobs.filter((b) => b.action === 'uploaded').length;
+const sha256 = (bytes: Buffer) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+
+/** A project as a CI machine checks it out: config and Nix files, nothing built. */
+function freshProject(t: Parameters<typeof tempDir>[0], message: string): string {
+  const project = tempDir(t);
+  writeFileSync(join(project, 'app.nix'), helloApp(message));
+  writeConfig(project, [{ name: 'app', contents: [{ nix: './app.nix' }], config: { Cmd: ['/bin/hello'] } }]);
+  return project;
+}
+
+/** What a fresh checkout lacks: the cache and the outputs. */
+function forget(project: string): void {
+  rmSync(join(project, '.nixdock'), { recursive: true, force: true });
+  rmSync(join(project, 'out'), { recursive: true, force: true });
+}
+
+async function registryJson(registry: TestRegistry, path: string, accept?: string): Promise<{ bytes: Buffer; json: any }> {
+  const res = await fetch(`${registry.url}/v2/${path}`, { headers: accept ? { accept } : {} });
+  assert.equal(res.status, 200, path);
+  const bytes = Buffer.from(await res.arrayBuffer());
+  return { bytes, json: JSON.parse(bytes.toString()) };
+}
+
+/** Pulls the image back with skopeo and checks every layer blob gunzips to its config diff_id. */
+function assertPullsBackIntact(t: Parameters<typeof tempDir>[0], ref: string): void {
+  const copy = tempDir(t, 'nixdock-push-copy-');
+  execFileSync('skopeo', ['--insecure-policy', 'copy', '-q', '--src-tls-verify=false', `docker://${ref}`, `oci:${copy}:x`]);
+  const index = JSON.parse(readFileSync(join(copy, 'index.json'), 'utf8'));
+  const blob = (digest: string) => readFileSync(join(copy, 'blobs', 'sha256', digest.slice(7)));
+  const manifest = JSON.parse(blob(index.manifests[0].digest).toString());
+  const config = JSON.parse(blob(manifest.config.digest).toString());
+  const diffIds = manifest.layers.map((l: { digest: string }) => sha256(gunzipSync(blob(l.digest))));
+  assert.deepEqual(diffIds, config.rootfs.diff_ids, 'each layer holds the tar its diff_id names');
+}
+
+describe('nixdock push from a fresh machine', { skip }, () => {
+  let registry: TestRegistry;
+  before(async () => {
+    registry = await startRegistry();
+  });
+  after(() => registry?.stop());
+
+  test('push, forget everything, push again: nothing tarred, nothing uploaded, the same manifest', (t) => {
+    const project = freshProject(t, 'fresh');
+    const ref = `${registry.host}/team/app:ci`;
+    const cold = nixdockJson<PushJson>(project, ['push', 'app', ref]);
+    const layerCount = cold.blobs.length - 1;
+    assert.equal(cold.layersTarred, layerCount, 'a cold push builds every layer');
+    assert.equal(uploaded(cold), layerCount + 1);
+
+    forget(project);
+    const again = nixdockJson<PushJson>(project, ['push', 'app', ref]);
+    assert.equal(again.manifestDigest, cold.manifestDigest);
+    assert.equal(again.layersTarred, 0, 'no layer tarred or compressed');
+    assert.equal(again.layersFromRegistry, layerCount, 'every layer matched by its recipe annotation');
+    assert.equal(uploaded(again), 0, 'no blob uploaded');
+    assert.equal(again.bytesUploaded, 0);
+
+    // What the registry taught is in the local cache now: the next push asks it nothing more.
+    const warm = nixdockJson<PushJson>(project, ['push', 'app', `${registry.host}/team/app:ci2`]);
+    assert.equal(warm.manifestDigest, cold.manifestDigest);
+    assert.deepEqual([warm.layersTarred, warm.layersFromRegistry, uploaded(warm)], [0, 0, 0]);
+    assertPullsBackIntact(t, warm.ref);
+  });
+
+  test('--cache-from another repository: layers are matched by recipe and mounted, not tarred', (t) => {
+    const project = freshProject(t, 'cache-from');
+    const first = nixdockJson<PushJson>(project, ['push', 'app', `${registry.host}/team/first:1`]);
+    forget(project);
+    const second = nixdockJson<PushJson>(project, ['push', 'app', `${registry.host}/team/second:1`, '--cache-from', `${registry.host}/team/first:1`]);
+    assert.equal(second.manifestDigest, first.manifestDigest);
+    assert.equal(second.layersTarred, 0);
+    assert.ok(second.blobs.filter((b) => b.kind === 'layer').every((b) => b.action === 'mounted'), JSON.stringify(second.blobs));
+    assert.equal(second.bytesUploaded, 0);
+
+    // The same through the config's cache.from.
+    forget(project);
+    writeConfig(project, [{ name: 'app', contents: [{ nix: './app.nix' }], config: { Cmd: ['/bin/hello'] } }], { cache: { from: [`${registry.host}/team/first:1`] } });
+    const third = nixdockJson<PushJson>(project, ['push', 'app', `${registry.host}/team/third:1`]);
+    assert.deepEqual([third.manifestDigest, third.layersTarred, third.bytesUploaded], [first.manifestDigest, 0, 0]);
+  });
+
+  test('a registry whose manifest pairs layers with the wrong blobs: detected, the layers built, the image correct', async (t) => {
+    const project = freshProject(t, 'liar');
+    const honest = nixdockJson<PushJson>(project, ['push', 'app', `${registry.host}/team/liar:honest`]);
+    // The lie: the first and last layers' blobs swapped in the manifest (annotations and config
+    // unchanged). Both blobs exist, so every HEAD says yes.
+    const type = 'application/vnd.oci.image.manifest.v1+json';
+    const { json: manifest } = await registryJson(registry, `team/liar/manifests/honest`, type);
+    const [a, z] = [manifest.layers[0], manifest.layers.at(-1)];
+    assert.notEqual(a.size, z.size);
+    [a.digest, a.size, z.digest, z.size] = [z.digest, z.size, a.digest, a.size];
+    const put = await fetch(`${registry.url}/v2/team/liar/manifests/lie`, { method: 'PUT', body: JSON.stringify(manifest), headers: { 'content-type': type } });
+    assert.equal(put.status, 201);
+
+    forget(project);
+    const pushed = nixdockJson<PushJson>(project, ['push', 'app', `${registry.host}/team/liar:lie`]);
+    assert.equal(pushed.claimsRejected, 2, 'both false pairings refused');
+    assert.equal(pushed.layersTarred, 2, 'the two layers are built');
+    assert.equal(pushed.manifestDigest, honest.manifestDigest, 'and the image is the honest one');
+    assertPullsBackIntact(t, pushed.ref);
+  });
+});
