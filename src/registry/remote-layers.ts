@@ -22,7 +22,6 @@ import { NixdockError } from '../errors.js';
 import { autoDecompress } from '../formats/decompress.js';
 import { DigestStream, sha256 } from '../digest.js';
 import { MediaType, RECIPE_ANNOTATION } from '../image/manifest.js';
-
 import type { Codec, CompressedBlob, Descriptor, Digest, Platform } from '../types.js';
 import { RegistryClient } from './client.js';
 
