@@ -9,6 +9,10 @@
  *   `nixdock.token.<token>` (browsers cannot set headers; the server answers with `nixdock.v1`).
  * - Each message is serialised once and fanned out; a client whose send buffer is over the limit
  *   skips messages and gets a fresh snapshot once it has drained, so memory stays bounded.
+ * - Replies to a client's own requests cannot be skipped, so they are bounded the other way: while
+ *   a client has MAX_REPLIES_IN_FLIGHT replies not yet written out (or its buffer is over the
+ *   limit), the server stops reading from it. Its requests then wait in its own TCP buffers, not
+ *   in the daemon's memory; reading resumes once it has taken its replies.
  */
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -45,7 +49,18 @@ interface Client {
   ws: WebSocket;
   alive: boolean;
   lagging: boolean;
+  /** Replies handed to the socket and not yet written out. */
+  inFlight: number;
+  /** Reading from the client is paused until it takes its replies. */
+  paused: boolean;
+  /** Requests that were already read off the socket when it was paused (at most a socket read's worth). */
+  pending: Array<{ data: Buffer; isBinary: boolean }>;
 }
+
+/** Replies a client may have outstanding before the server stops reading its requests. */
+export const MAX_REPLIES_IN_FLIGHT = 16;
+/** Requests held while paused; more means the client ignores backpressure, and it is closed. */
+export const MAX_PENDING_REQUESTS = 4096;
 
 function refuse(socket: Duplex, status: number, reason: string): void {
   const text = { 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found' }[status] ?? 'Error';
@@ -150,7 +165,7 @@ export class DaemonServer {
   }
 
   private join(ws: WebSocket): void {
-    const client: Client = { ws, alive: true, lagging: false };
+    const client: Client = { ws, alive: true, lagging: false, inFlight: 0, paused: false, pending: [] };
     this.clients.add(client);
     ws.on('pong', () => { client.alive = true; });
     ws.on('message', (data, isBinary) => this.receive(client, data as Buffer, isBinary));
@@ -160,6 +175,15 @@ export class DaemonServer {
   }
 
   private receive(client: Client, data: Buffer, isBinary: boolean): void {
+    if (!client.paused) return this.handle(client, data, isBinary);
+    client.pending.push({ data, isBinary });
+    if (client.pending.length > MAX_PENDING_REQUESTS) {
+      client.pending = [];
+      client.ws.close(1008, 'Too many requests without reading the replies');
+    }
+  }
+
+  private handle(client: Client, data: Buffer, isBinary: boolean): void {
     if (isBinary) return client.ws.close(1003, 'Binary messages are not accepted; send JSON text');
     let message: ClientMessage;
     try {
@@ -171,7 +195,7 @@ export class DaemonServer {
     }
     try {
       const reply = this.options.handlers.request(message);
-      if (reply) client.ws.send(JSON.stringify(reply));
+      if (reply) this.reply(client, JSON.stringify(reply));
     } catch (err) {
       this.sendError(client, err instanceof NixdockError ? err : new NixdockError('INTERNAL', String(err)), message.type);
     }
@@ -179,7 +203,31 @@ export class DaemonServer {
 
   private sendError(client: Client, error: NixdockError, request?: string): void {
     const message: ServerMessage = { type: 'error', error: error.toJSON(), ...(request && { request }) };
-    client.ws.send(JSON.stringify(message));
+    this.reply(client, JSON.stringify(message));
+  }
+
+  /** A reply is never skipped; instead a client with too many unwritten replies is not read from until they are out. */
+  private reply(client: Client, data: string): void {
+    client.inFlight += 1;
+    client.ws.send(data, () => {
+      client.inFlight -= 1;
+      if (client.paused && client.inFlight === 0) this.unpause(client);
+    });
+    const limit = this.options.slowClientBytes ?? 1024 * 1024;
+    if (!client.paused && (client.inFlight >= MAX_REPLIES_IN_FLIGHT || client.ws.bufferedAmount > limit)) {
+      client.paused = true;
+      client.ws.pause();
+    }
+  }
+
+  /** Answers the requests held while paused (which may pause it again), then reads from the socket again. */
+  private unpause(client: Client): void {
+    client.paused = false;
+    while (!client.paused && client.pending.length > 0) {
+      const { data, isBinary } = client.pending.shift()!;
+      this.handle(client, data, isBinary);
+    }
+    if (!client.paused) client.ws.resume();
   }
 
   /** Bounded memory per client: a lagging client skips messages and later resyncs from a snapshot. */
