@@ -15,6 +15,7 @@ import { PROTOCOL_VERSION, type BuildSummaryMessage, type ClientMessage, type Se
 import { Scheduler } from './scheduler.js';
 import { DaemonServer } from './server.js';
 import { LiveState } from './state.js';
+import { acquireDaemonLock, type DaemonLock } from './lock.js';
 import { assertNoLiveDaemon, newToken, removeDaemonInfo, writeDaemonInfo, type DaemonInfo } from './state-file.js';
 import { ProjectWatcher, type ChangeSet } from './watcher.js';
 
@@ -43,6 +44,8 @@ export class Daemon {
   private reloading: Promise<void> = Promise.resolve();
   private gcPending?: Promise<void>;
   private stopped?: Promise<void>;
+  /** Held from start to stop: no second daemon on this project (./lock.ts). */
+  private lock?: DaemonLock;
   info?: DaemonInfo;
 
   private constructor(
@@ -69,8 +72,16 @@ export class Daemon {
   static async start(options: DaemonOptions): Promise<Daemon> {
     const config = withOverrides(await loadConfig({ cwd: options.cwd, configFile: options.configFile }), options);
     await assertNoLiveDaemon(config.cacheDir);
-    const index = BuildCache.open(config.cacheDir);
+    const lock = acquireDaemonLock(config.cacheDir);
+    let index: BuildCache;
+    try {
+      index = BuildCache.open(config.cacheDir);
+    } catch (err) {
+      lock.release();
+      throw err;
+    }
     const daemon = new Daemon(config, index, options);
+    daemon.lock = lock;
     try {
       await daemon.listen();
       daemon.watcher = await ProjectWatcher.start(config, {
@@ -111,6 +122,7 @@ export class Daemon {
       await this.server?.close();
       this.index.close();
       if (this.info) removeDaemonInfo(this.config.cacheDir);
+      this.lock?.release();
     })();
     return this.stopped;
   }
