@@ -178,6 +178,7 @@ export async function planImage(spec: ImageSpec, ctx: BuildContext, run?: BuildR
     extraCommands: spec.extraCommands,
     fakeRootCommands: spec.fakeRootCommands,
     perms: spec.perms,
+    system: { users: spec.users, groups: spec.groups, binSh: spec.binSh, usrBinEnv: spec.usrBinEnv, caCertificates: spec.caCertificates, tmp: spec.tmp },
     settings: { ...settings, uid: 0, gid: 0, uname: 'root', gname: 'root' },
     storeDir: store.storeDir,
     physicalPath,

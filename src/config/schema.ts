@@ -214,6 +214,34 @@ export const imageSpecSchema = z
       )
       .optional()
       .describe('Owners and modes of customisation layer paths, recorded in its tar headers without privileges (a declarative alternative to fakeRootCommands chown/chmod); applied last'),
+    users: z
+      .array(
+        z.strictObject({
+          name: z.string().regex(/^[a-z_][a-z0-9_.-]*$/i, 'a user or group name: letters, digits, _ . -').describe('User name'),
+          uid: z.number().int().min(0).describe('User id'),
+          gid: z.number().int().min(0).optional().describe('Primary group id. Default: the uid (a group named after the user is added when no group has it)'),
+          home: z.string().regex(/^\//, 'an absolute path').optional().describe('Home directory. Default /root for uid 0, else /home/NAME'),
+          shell: z.string().optional().describe('Login shell. Default /bin/sh'),
+          description: z.string().regex(/^[^:\n]*$/, 'no ":" or newline').optional().describe('GECOS field'),
+          createHome: z.boolean().optional().describe('Create the home directory, owned by the user (mode 0755). Default true'),
+        }),
+      )
+      .optional()
+      .describe('Users written to /etc/passwd and /etc/shadow (locked passwords), with home directories owned by them; root and nobody are always there (dockerTools shadowSetup / fakeNss)'),
+    groups: z
+      .array(
+        z.strictObject({
+          name: z.string().regex(/^[a-z_][a-z0-9_.-]*$/i, 'a user or group name: letters, digits, _ . -').describe('Group name'),
+          gid: z.number().int().min(0).describe('Group id'),
+          members: z.array(z.string().regex(/^[a-z_][a-z0-9_.-]*$/i, 'a user or group name: letters, digits, _ . -')).optional().describe('Supplementary members (user names)'),
+        }),
+      )
+      .optional()
+      .describe('Groups written to /etc/group (with users, root, nogroup and each user\'s primary group)'),
+    binSh: z.string().optional().describe('A shell in the store linked as /bin/sh, e.g. "/nix/store/…-bash-5.2/bin/bash" (dockerTools.binSh); it joins the closure'),
+    usrBinEnv: z.string().optional().describe('An env in the store linked as /usr/bin/env, e.g. "/nix/store/…-coreutils-9.5/bin/env" (dockerTools.usrBinEnv); it joins the closure'),
+    caCertificates: z.string().optional().describe('A cacert store path (or a CA bundle file in the store) linked at /etc/ssl/certs/ca-certificates.crt, /etc/ssl/certs/ca-bundle.crt and /etc/pki/tls/certs/ca-bundle.crt (dockerTools.caCertificates)'),
+    tmp: z.boolean().optional().describe('Create /tmp with mode 1777. Default false'),
     includeStorePaths: z.boolean().optional().describe('Put the store paths into the image. Default true; false keeps only the customisation layer'),
     includeNixDB: z.boolean().optional().describe('Add a Nix database registering the closure. Default false'),
     fromImage: fromImageSchema.optional(),

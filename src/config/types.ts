@@ -36,6 +36,22 @@ export interface PermSpec {
   recursive?: boolean;
 }
 
+export interface UserSpec {
+  name: string;
+  uid: number;
+  gid?: number;
+  home?: string;
+  shell?: string;
+  description?: string;
+  createHome?: boolean;
+}
+
+export interface GroupSpec {
+  name: string;
+  gid: number;
+  members?: string[];
+}
+
 export interface ImageSpec {
   name: string;
   /** Absent: derived from the image content (stable across machines). */
@@ -63,6 +79,17 @@ export interface ImageSpec {
   fakeRootCommands?: string;
   /** Owners and modes of customisation layer paths; applied last. */
   perms: PermSpec[];
+  /** /etc/passwd, /etc/group, /etc/shadow entries and home directories (shadowSetup/fakeNss). */
+  users: UserSpec[];
+  groups: GroupSpec[];
+  /** A shell in the store linked as /bin/sh (dockerTools.binSh). */
+  binSh?: string;
+  /** An env in the store linked as /usr/bin/env (dockerTools.usrBinEnv). */
+  usrBinEnv?: string;
+  /** A cacert store path or CA bundle file linked at the usual bundle paths (dockerTools.caCertificates). */
+  caCertificates?: string;
+  /** /tmp with mode 1777. Default false. */
+  tmp: boolean;
   /** Default true: store paths go into the image. false: only the customisation layer (dockerTools' includeStorePaths). */
   includeStorePaths: boolean;
   /** Default false: include a Nix database registering the closure (dockerTools includeNixDB). */

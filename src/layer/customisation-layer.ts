@@ -20,6 +20,7 @@ import { stageNixDb, type NixDbContents } from './nix-db.js';
 import { assertStorePath } from './store-layer.js';
 import { applyFakerootState, applyPerms, readFakerootState, type PathPerm } from './ownership.js';
 import { scanStoreReferences } from './references.js';
+import { stageSystemFiles, wantsSystemFiles, type SystemFiles } from './system-files.js';
 import { runSandboxed } from './sandbox.js';
 import { copyLocalDir, DIR_MODE, locateStoreRoots, materialiseTree, mergeStoreRoots, removeTree, type MergedTree, type StoreRoot } from './stage-tree.js';
 import { tarBuffer, tarSize, writeTar } from '../tar/layer-tar.js';
@@ -41,6 +42,8 @@ export interface CustomisationLayerOptions {
   fakeRootCommands?: string;
   /** Declarative owners and modes (./ownership.ts), applied last. */
   perms?: PathPerm[];
+  /** users/groups, binSh, usrBinEnv, caCertificates, tmp (./system-files.ts), staged before extraCommands. */
+  system?: SystemFiles;
   /**
    * Only mtime is used (also as the Nix database's registration time): entries are owned by root
    * (0/0), as dockerTools' fakeroot tar writes them, unless fakeRootCommands or perms say otherwise.
@@ -85,7 +88,7 @@ export async function customisationLayerSource(opts: CustomisationLayerOptions):
  */
 function isStoreOnly(opts: CustomisationLayerOptions): boolean {
   const hashed = opts.storeRoots.every((root) => opts.narHashOf?.(root) !== undefined);
-  const customised = opts.extraCommands !== undefined || opts.fakeRootCommands !== undefined || (opts.perms ?? []).length > 0;
+  const customised = opts.extraCommands !== undefined || opts.fakeRootCommands !== undefined || (opts.perms ?? []).length > 0 || wantsSystemFiles(opts.system);
   return hashed && opts.localDirs.length === 0 && !customised && opts.nixDb === undefined;
 }
 
@@ -183,6 +186,7 @@ async function stageAndPack(opts: CustomisationLayerOptions, roots: StoreRoot[],
       await mkdir(nixState);
       await stageNixDb(tree, { ...opts.nixDb, storeDir: opts.storeDir, registrationTime: opts.settings.mtime, scratchDir: nixState });
     }
+    const homes = opts.system ? stageSystemFiles(tree, opts.system, opts.physicalPath) : [];
     if (opts.extraCommands) await runSandboxed({ ...sandboxPlaces(opts, tree), field: 'extraCommands', script: opts.extraCommands });
     const fakerootState = join(fakerootDir, 'state');
     if (opts.fakeRootCommands) {
@@ -190,7 +194,7 @@ async function stageAndPack(opts: CustomisationLayerOptions, roots: StoreRoot[],
       await runSandboxed({ ...sandboxPlaces(opts, tree), field: 'fakeRootCommands', script: opts.fakeRootCommands, fakerootState });
     }
     const references = scanStoreReferences(tree, opts.storeDir, (path) => lstatIfExists(opts.physicalPath(path)) !== undefined);
-    const owned = (entries: TarEntry[]) => applyPerms(applyFakerootState(entries, readFakerootState(fakerootState)), opts.perms ?? []);
+    const owned = (entries: TarEntry[]) => applyPerms(applyFakerootState(entries, readFakerootState(fakerootState)), [...homes, ...(opts.perms ?? [])]);
     return { ...(await packTree(tree, tarPath, opts.settings.mtime, owned)), references };
   } finally {
     await Promise.all([removeTree(tree), removeTree(nixState), removeTree(fakerootDir)]);
@@ -239,5 +243,6 @@ function describe(opts: CustomisationLayerOptions): string {
   if (opts.extraCommands) parts.push('extraCommands');
   if (opts.fakeRootCommands) parts.push('fakeRootCommands');
   if ((opts.perms ?? []).length > 0) parts.push('perms');
+  if (wantsSystemFiles(opts.system)) parts.push('system files');
   return `customisation layer: ${parts.length > 0 ? parts.join(', ') : 'empty'}`;
 }

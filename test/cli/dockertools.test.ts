@@ -148,3 +148,25 @@ test('fakeRootCommands: chown in the script gives the owner in the image', { ski
   nixdockOk(dir, ['build']);
   assert.match(runImage(t, join(dir, 'out', 'img.tar'), []), /^drwx------ +\d+ 1000 +1000 .* alice$/m);
 });
+
+test('users, binSh, usrBinEnv, caCertificates and tmp: a non-root user by name, with its home, a shell, env, CAs and /tmp', { skip: missingTools([NIX, ['umoci', 'umoci'], ...PODMAN]) }, (t) => {
+  const { busybox } = fixtures();
+  const [cacert] = nixBuild(drv('fake-cacert', 'export PATH=/usr/bin:/bin; mkdir -p $out/etc/ssl/certs; echo "-----BEGIN CERTIFICATE-----" > $out/etc/ssl/certs/ca-bundle.crt'));
+  const dir = project(t, {
+    users: [{ name: 'alice', uid: 1000, description: 'Alice' }],
+    groups: [{ name: 'staff', gid: 50, members: ['alice'] }],
+    binSh: `${busybox}/bin/sh`,
+    usrBinEnv: `${busybox}/bin/busybox`,
+    caCertificates: cacert,
+    tmp: true,
+    config: { User: 'alice', Cmd: ['/bin/sh', '-c', 'id; cd; pwd; touch ~/mine /tmp/scratch; /usr/bin/env sh -c "head -1 /etc/ssl/certs/ca-certificates.crt"'] },
+  });
+  const tag = builtTag(dir);
+  const output = runImage(t, join(dir, 'out', 'img.tar'), []);
+  assert.match(output, /^uid=1000\(alice\) gid=1000\(alice\) groups=50\(staff\),1000\(alice\)$/m);
+  assert.match(output, /^\/home\/alice\n-----BEGIN CERTIFICATE-----\n$/m);
+  if (process.getuid?.() !== 0) return t.diagnostic('owners on disk need umoci as root; skipped that part');
+  assert.deepEqual(unpackedOwners(t, dir, tag, ['home/alice', 'root', 'tmp', 'etc/shadow', 'etc/passwd']), {
+    'home/alice': '0755 1000:1000', root: '0755 0:0', tmp: '1777 0:0', 'etc/shadow': '0600 0:0', 'etc/passwd': '0644 0:0',
+  });
+});
