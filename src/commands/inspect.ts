@@ -9,13 +9,14 @@ import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { extract } from 'tar-stream';
 import { readBaseImage } from '../base/read.js';
-import type { FromImage } from '../config/types.js';
+import type { FromImage, ImageSpec } from '../config/types.js';
 import { NixdockError } from '../errors.js';
 import { notATar } from '../tar/safety.js';
 import { hasFormatPrefix, parseImageLocation } from '../image/location.js';
 import type { BuildRecord } from '../cache/history.js';
+import { comparePlans, type PlanComparison } from '../plan/plan.js';
 import { formatBytes } from '../reporters/console.js';
-import type { LayerSource } from '../types.js';
+import type { Closure, LayerSource } from '../types.js';
 import { loadProject, openIndex, projectCacheDir, selectImages } from './shared.js';
 
 interface InspectOptions {
@@ -40,9 +41,9 @@ export function register(program: Command): void {
     .option('-c, --config <file>', 'config file (for project images)')
     .option('--json', 'print JSON')
     .action(async (target: string, opts: InspectOptions) => {
-      const layers = looksLikePath(target) ? await inspectPath(target, opts) : await inspectProjectImage(target, opts);
-      if (opts.json) process.stdout.write(JSON.stringify({ ok: true, target, layers }, null, 2) + '\n');
-      else process.stdout.write(renderLayers(layers));
+      const { layers, planCost } = looksLikePath(target) ? { layers: await inspectPath(target, opts), planCost: undefined } : await inspectProjectImage(target, opts);
+      if (opts.json) process.stdout.write(JSON.stringify({ ok: true, target, layers, ...(planCost && { planCost }) }, null, 2) + '\n');
+      else process.stdout.write(renderLayers(layers) + (planCost ? renderPlanCost(planCost) : ''));
     });
 }
 
@@ -50,13 +51,20 @@ function looksLikePath(target: string): boolean {
   return hasFormatPrefix(target) || target.includes('/') || existsSync(target);
 }
 
-async function inspectProjectImage(name: string, opts: InspectOptions): Promise<InspectedLayer[]> {
+/** What a one-path change rebuilds under the image's plan and under popularity (bytes are NAR sizes). */
+interface InspectedPlanCost extends PlanComparison {
+  layering: ImageSpec['layering'];
+}
+
+async function inspectProjectImage(name: string, opts: InspectOptions): Promise<{ layers: InspectedLayer[]; planCost?: InspectedPlanCost }> {
   const config = await loadProject(opts);
-  selectImages(config, [name]);
+  const [spec] = selectImages(config, [name]);
   const index = openIndex(config);
   let build: BuildRecord | undefined;
+  let closure: Closure | undefined;
   try {
     build = index.lastBuild(name, 'succeeded');
+    if (build) closure = recordedClosure(build, index.lookupStorePaths(build.layers.flatMap((l) => l.storePaths)));
   } finally {
     index.close();
   }
@@ -64,7 +72,19 @@ async function inspectProjectImage(name: string, opts: InspectOptions): Promise<
     throw new NixdockError('IMAGE_NOT_FOUND', `${name} has not been built yet`, { hint: `Run: nixdock build ${name}` });
   }
   process.stderr.write(`${name}:${build.tag} built ${new Date(build.finishedAt ?? build.startedAt).toISOString()} (${build.layersBuilt} built, ${build.layersReused} reused)\n`);
-  return build.layers.map((l) => ({ diffId: l.diffId, size: l.size, storePaths: l.storePaths, built: l.built, newPaths: l.built ? l.newPaths : [] }));
+  const layers = build.layers.map((l) => ({ diffId: l.diffId, size: l.size, storePaths: l.storePaths, built: l.built, newPaths: l.built ? l.newPaths : [] }));
+  if (!closure) return { layers };
+  const storeLayers = build.layers.filter((l) => l.storePaths.length > 0).map((l) => l.storePaths);
+  // The store-layer budget the build had: base and customisation layers are the layers without store paths.
+  const budget = spec!.maxLayers - (build.layers.length - storeLayers.length);
+  return { layers, planCost: { layering: spec!.layering, ...comparePlans(closure, storeLayers, budget) } };
+}
+
+/** The closure the build recorded (sizes and references), or undefined when the cache no longer has every path. */
+function recordedClosure(build: BuildRecord, infos: Closure['paths']): Closure | undefined {
+  const paths = build.layers.flatMap((l) => l.storePaths);
+  if (paths.length === 0 || paths.some((path) => !infos.has(path))) return undefined;
+  return { storeDir: '/nix/store', roots: [], paths: infos };
 }
 
 async function inspectPath(target: string, opts: InspectOptions): Promise<InspectedLayer[]> {
@@ -121,6 +141,16 @@ function renderLayers(layers: InspectedLayer[]): string {
     else if (layer.description && !layer.storePaths.length) lines.push(`       ${layer.description}`);
   }
   return lines.join('\n') + '\n';
+}
+
+function renderPlanCost(cost: InspectedPlanCost): string {
+  const row = (label: string, c: PlanComparison['plan']) =>
+    `  ${label.padEnd(22)} mean ${formatBytes(c.meanBytes).padStart(9)}  (${(c.meanBytes / c.floorMeanBytes).toFixed(2)}× floor)   worst ${formatBytes(c.worstBytes).padStart(9)}`;
+  return [
+    `rebuilt by a one-path change (NAR bytes; floor: the path and its dependents, mean ${formatBytes(cost.plan.floorMeanBytes)}):`,
+    row(`this plan (${cost.layering})`, cost.plan),
+    row('popularity', cost.popularity),
+  ].join('\n') + '\n';
 }
 
 function summarizePaths(paths: string[]): string {

@@ -3,12 +3,13 @@
  * written images. Image `a` has contents [app] (app → lib → libz, busybox, cfg), image `b` has
  * [busybox, lib]. With the default layering both fit the budget, so every store path gets a layer
  * of its own, and the layers of busybox, lib and libz are the same blobs (diff_ids) in both images.
+ * `nixdock inspect` prices each plan with the rebuild-cost model next to the popularity split.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { nixdock } from '../helpers/cli.js';
 import { BUSYBOX, drv, nixBuild } from '../helpers/nix.js';
 import { missingTools } from '../helpers/tools.js';
@@ -33,22 +34,25 @@ interface Built {
   outputs: Array<{ format: string; path?: string }>;
 }
 
-test('two images with common store paths share those paths\' layers (same diff_ids in both images)', { skip }, (t) => {
-  const [app, busybox, lib] = nixBuild(`[ ${APP} ${BUSYBOX} ${LIB} ]`);
+/** A temp project whose nixdock.config.json lists `images`; removed after the test. */
+function project(t: TestContext, images: object[]): string {
   const dir = mkdtempSync(join(tmpdir(), 'nixdock-shared-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'fixture', private: true }));
-  writeFileSync(join(dir, 'nixdock.config.json'), JSON.stringify({
-    store: 'nix',
-    formats: ['oci'],
-    images: [
-      { name: 'a', contents: [app] },
-      { name: 'b', contents: [busybox, lib] },
-    ],
-  }));
+  writeFileSync(join(dir, 'nixdock.config.json'), JSON.stringify({ store: 'nix', formats: ['oci'], images }));
+  return dir;
+}
+
+function build(dir: string): Built[] {
   const run = nixdock(dir, ['build', '--json']);
   assert.equal(run.status, 0, run.stderr);
-  const images = (JSON.parse(run.stdout) as { images: Built[] }).images;
+  return (JSON.parse(run.stdout) as { images: Built[] }).images;
+}
+
+test('two images with common store paths share those paths\' layers (same diff_ids in both images)', { skip }, (t) => {
+  const [app, busybox, lib] = nixBuild(`[ ${APP} ${BUSYBOX} ${LIB} ]`);
+  const dir = project(t, [{ name: 'a', contents: [app] }, { name: 'b', contents: [busybox, lib] }]);
+  const images = build(dir);
   const [a, b] = ['a', 'b'].map((name) => images.find((image) => image.name === name)!) as [Built, Built];
 
   // One layer per store path (5 and 3), plus each image's customisation layer.
@@ -66,4 +70,35 @@ test('two images with common store paths share those paths\' layers (same diff_i
   assert.equal(fromB.length, 4);
   assert.deepEqual(fromB.slice(0, 3).filter((diffId) => inA.has(diffId)), fromB.slice(0, 3));
   assert.ok(!inA.has(fromB[3]!), 'the customisation layers differ (different contents)');
+});
+
+interface Costs {
+  meanBytes: number;
+  worstBytes: number;
+  floorMeanBytes: number;
+  totalBytes: number;
+}
+
+test('inspect prices the plan: one layer per path costs the floor; squeezed, stable costs less than popularity', { skip }, (t) => {
+  const [app] = nixBuild(APP);
+  // maxLayers 3: 2 store layers for 5 paths, beside the customisation layer.
+  const dir = project(t, [{ name: 'a', contents: [app] }, { name: 'squeezed', contents: [app], maxLayers: 3 }]);
+  build(dir);
+  const planCost = (name: string) => {
+    const run = nixdock(dir, ['inspect', name, '--json']);
+    assert.equal(run.status, 0, run.stderr);
+    return (JSON.parse(run.stdout) as { planCost: { layering: string; plan: Costs; popularity: Costs } }).planCost;
+  };
+  const roomy = planCost('a');
+  assert.equal(roomy.layering, 'stable');
+  assert.equal(roomy.plan.meanBytes, roomy.plan.floorMeanBytes);
+  assert.deepEqual(roomy.popularity, roomy.plan);
+  const squeezed = planCost('squeezed');
+  assert.ok(squeezed.plan.meanBytes > squeezed.plan.floorMeanBytes);
+  assert.ok(squeezed.plan.meanBytes < squeezed.popularity.meanBytes, `stable ${squeezed.plan.meanBytes}, popularity ${squeezed.popularity.meanBytes}`);
+  assert.equal(squeezed.plan.totalBytes, roomy.plan.totalBytes);
+
+  const text = nixdock(dir, ['inspect', 'squeezed']);
+  assert.equal(text.status, 0, text.stderr);
+  assert.match(text.stdout, /rebuilt by a one-path change .*floor.*\n\s+this plan \(stable\)\s+mean .*× floor\)\s+worst .*\n\s+popularity\s+mean /);
 });
