@@ -139,6 +139,11 @@ export interface WriteToFdOptions {
   signal?: AbortSignal;
   /** Bytes written since the last call (a few calls per layer: progress bars). */
   onProgress?: (bytes: number) => void;
+  /**
+   * The bytes' sha256 is already known (a recipe the build cache recorded): they are not hashed
+   * again, only counted against the planned size, and this digest is what resolves.
+   */
+  knownDigest?: Digest;
 }
 
 /** Compressed form of a layer blob. */
@@ -162,8 +167,10 @@ export interface Layer {
   /** Compressed variants known for this layer, keyed by codec. */
   compressed: Partial<Record<Codec, CompressedBlob>>;
   /**
-   * The bytes come from a blob already known to hash to diffId (just written, or trusted by its
-   * stat fingerprint), so sinks check only their length instead of hashing them again.
+   * Sinks check only the bytes' length instead of hashing them again: they come from a blob
+   * already known to hash to diffId (just written, or trusted by its stat fingerprint), or are
+   * regenerated from a recipe whose diffId the build cache recorded when it hashed them (store
+   * paths never change; the fresh walk's tar size must still equal the recorded size).
    */
   verifiedBytes?: boolean;
   /** Descriptor annotations read with the layer (an image read back from a layout); else derived from the source. */

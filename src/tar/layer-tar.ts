@@ -1,17 +1,15 @@
 /**
- * Produces a planned entry list as tar bytes. Big layers are tarred in a tar worker thread
+ * Produces a planned entry list as tar bytes. Big layers are tarred by tar worker threads
  * (worker.ts: blocking opens and reads of every file), so the calling thread stays free.
  *
  * Two ways out:
- * - writeTar: the bytes go straight into a file descriptor, hashed on the way. Into a pipe, the
- *   worker writes them itself: nothing crosses threads per chunk, and the calling thread can walk
- *   the next layer meanwhile. Into a file, the calling thread writes the worker's ring slots in
- *   place, so reading (worker) and writing (here) overlap: file writes are not cheap either.
+ * - writeTar: the bytes go straight into a file descriptor (a stdout pipe, a blob file), or only
+ *   into a hash. One worker reads the files into its ring, a second hashes and writes each chunk:
+ *   nothing crosses to this thread per chunk, so it can walk the next layer meanwhile.
  * - TarStream: a Readable for everything else (gzip, HTTP uploads, pipelines). A Readable's
  *   consumer never says when it is done with a chunk, so each chunk is copied out of the worker's
  *   shared ring first.
  */
-import { fstatSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { sha256 } from '../digest.js';
 import { NixdockError, toNixdockError } from '../errors.js';
@@ -48,38 +46,22 @@ const INLINE_MAX_BYTES = 8 << 20;
 
 /**
  * Writes the layer into `fd` with blocking writes (or only hashes it, when `fd` is undefined) and
- * resolves with its sha256 once all of it was written. Nothing else may write to `fd` until then.
- * A failure of the files, the descriptor or `signal` rejects, with the worker stopped.
+ * resolves with its sha256 once all of it was written: the one computed on the way, or
+ * `opts.knownDigest` when the caller already knows it (then only the byte count is checked).
+ * Nothing else may write to `fd` until then. A failure of the files, the descriptor or `signal`
+ * rejects, with the workers stopped.
  */
 export async function writeTar(plan: TarPlan, fd: number | undefined, opts: WriteToFdOptions = {}): Promise<Digest> {
   opts.signal?.throwIfAborted();
   if (plan.size <= INLINE_MAX_BYTES) return writeInline(plan, fd, opts);
-  return fd !== undefined && fstatSync(fd).isFile() ? writeFromRing(plan, fd, opts) : writeInWorker(plan, fd, opts);
-}
-
-/** The calling thread writes the worker's ring slots into `fd`, each in place; the worker hashes. */
-async function writeFromRing(plan: TarPlan, fd: number, { signal, onProgress }: WriteToFdOptions): Promise<Digest> {
-  const slots = new RingSlots(TarWorker.acquire(), plan, { hash: true, signal: signal ?? new AbortController().signal });
-  let written = 0;
-  try {
-    for (let chunk = await slots.next(); chunk !== undefined; chunk = await slots.next()) {
-      writeAll(fd, chunk);
-      written += chunk.length;
-      onProgress?.(chunk.length);
-      slots.release();
-    }
-  } finally {
-    await slots.end();
-  }
-  if (written !== plan.size) throw sizeMismatch(written, plan.size);
-  return slots.digest!;
+  return writeThroughRing(plan, fd, opts);
 }
 
 function writeInline(plan: TarPlan, fd: number | undefined, opts: WriteToFdOptions): Digest {
   const bytes = tarBuffer(plan);
   if (fd !== undefined) writeAll(fd, bytes);
   opts.onProgress?.(bytes.length);
-  return sha256(bytes);
+  return opts.knownDigest ?? sha256(bytes);
 }
 
 /** The whole layer in one buffer, tarred on this thread. */
@@ -96,47 +78,73 @@ export function tarBuffer(plan: TarPlan): Buffer {
   return bytes;
 }
 
-/** One `fd` job in a worker: the worker's digest once it has written everything, or the first failure. */
-async function writeInWorker(plan: TarPlan, fd: number | undefined, { signal, onProgress }: WriteToFdOptions): Promise<Digest> {
-  const worker = TarWorker.acquire();
+/**
+ * Two workers and one ring (worker-protocol.ts): one reads the files into the ring, the other
+ * hashes and writes each chunk. Why two threads and not one loop: on the benchmark closure one
+ * thread spent ~0.4 s per GB in sha256 and ~0.5 s in open/read/close, in series; split, each
+ * stage takes a core, which is what a read-bound machine (slow disk: the reads overlap the hash)
+ * and a CPU-bound one (page cache: the hash overlaps the syscalls) both need. The main thread only
+ * gets a progress message per PROGRESS_EVERY bytes.
+ */
+async function writeThroughRing(plan: TarPlan, fd: number | undefined, { signal, onProgress, knownDigest }: WriteToFdOptions): Promise<Digest> {
   const control = new Int32Array(new SharedArrayBuffer(CONTROL.length * Int32Array.BYTES_PER_ELEMENT));
-  const job: TarJob = { kind: 'fd', entries: plan.entries, settings: plan.settings, control: control.buffer as SharedArrayBuffer, fd: fd ?? null };
+  const producer = TarWorker.acquire();
+  const drain = TarWorker.acquire();
+  const shared = { control: control.buffer as SharedArrayBuffer, ring: producer.ring };
+  const ended = new Set<TarWorker>();
   let written = 0;
-  /** The worker finished the job (`done` or `error`): it can serve another. */
-  let jobEnded = false;
   let onAbort = () => {};
   try {
-    const digest = await new Promise<Digest>((resolve, reject) => {
+    const aborted = new Promise<never>((_, reject) => {
       onAbort = () => reject(signal!.reason);
       signal?.addEventListener('abort', onAbort);
-      worker.run(job, {
-        message: (message) => {
-          if (message.type === 'progress') {
-            written += message.bytes;
-            onProgress?.(message.bytes);
-          } else if (message.type === 'done') {
-            jobEnded = true;
-            resolve(message.digest!);
-          } else if (message.type === 'error') {
-            jobEnded = true;
-            reject(new NixdockError(message.error.code, message.error.message, message.error));
-          }
-        },
-        crashed: (error) => reject(workerCrashed(error)),
-      });
     });
+    const [digest] = await Promise.race([
+      Promise.all([
+        runJob(drain, { kind: 'drain', ...shared, fd: fd ?? null, hash: knownDigest === undefined }, ended, (bytes) => {
+          written += bytes;
+          onProgress?.(bytes);
+        }),
+        runJob(producer, { kind: 'ring', ...shared, entries: plan.entries, settings: plan.settings, postChunks: false }, ended),
+      ]),
+      aborted,
+    ]);
     if (written !== plan.size) throw sizeMismatch(written, plan.size);
-    return digest;
+    return knownDigest ?? digest!;
   } finally {
     signal?.removeEventListener('abort', onAbort);
-    if (jobEnded) {
-      worker.release();
-    } else {
-      // Stopped early (an abort) or crashed: the worker may be mid-read or mid-write; end it.
+    if (ended.size < 2) {
+      // Stopped early (an abort, a failure on either side): a worker may be mid-read, mid-write or
+      // waiting for the other; wake both and end whichever is still in the job.
       Atomics.store(control, CONTROL.cancelled, 1);
-      await worker.stop().catch(() => undefined);
+      Atomics.notify(control, CONTROL.consumed);
+      Atomics.notify(control, CONTROL.produced);
+    }
+    for (const worker of [producer, drain]) {
+      if (ended.has(worker)) worker.release();
+      else await worker.stop().catch(() => undefined);
     }
   }
+}
+
+/** Runs one job: its `done` digest, or the job's failure; `ended` gets the worker once it may serve another job. */
+function runJob(worker: TarWorker, job: TarJob, ended: Set<TarWorker>, onProgress?: (bytes: number) => void): Promise<Digest | undefined> {
+  return new Promise((resolve, reject) => {
+    worker.run(job, {
+      message: (message) => {
+        if (message.type === 'progress') {
+          onProgress?.(message.bytes);
+        } else if (message.type === 'done') {
+          ended.add(worker);
+          resolve(message.digest);
+        } else if (message.type === 'error') {
+          ended.add(worker);
+          reject(new NixdockError(message.error.code, message.error.message, message.error));
+        }
+      },
+      crashed: (error) => reject(workerCrashed(error)),
+    });
+  });
 }
 
 /**
@@ -184,7 +192,7 @@ export class TarStream extends Readable {
    * not keep the process alive.
    */
   private async pumpRing(plan: TarPlan): Promise<void> {
-    const slots = new RingSlots(TarWorker.acquire(), plan, { hash: false, signal: this.stop.signal });
+    const slots = new RingSlots(TarWorker.acquire(), plan, this.stop.signal);
     let received = 0;
     try {
       for (let chunk = await slots.next(); chunk !== undefined; chunk = await slots.next()) {
@@ -210,23 +218,19 @@ class RingSlots {
   /** The worker finished the job (`done` or `error`): it can serve another. */
   private jobEnded = false;
   private done = false;
-  /** The worker's sha256 of the bytes, once done (when asked for). */
-  digest: Digest | undefined;
   private failure: Error | undefined;
   private wake: (() => void) | undefined;
   private readonly onAbort = () => this.wake?.();
-  private readonly signal: AbortSignal;
 
   constructor(
     private readonly worker: TarWorker,
     plan: TarPlan,
-    opts: { hash: boolean; signal: AbortSignal },
+    private readonly signal: AbortSignal,
   ) {
-    // A plain view: written out in place, or copied out in bulk (TypedArray#set).
+    // A plain view, copied out in bulk (TypedArray#set).
     this.ring = new Uint8Array(worker.ring);
-    this.signal = opts.signal;
     this.signal.addEventListener('abort', this.onAbort);
-    const job: TarJob = { kind: 'ring', entries: plan.entries, settings: plan.settings, ring: worker.ring, control: this.control.buffer as SharedArrayBuffer, hash: opts.hash };
+    const job: TarJob = { kind: 'ring', entries: plan.entries, settings: plan.settings, ring: worker.ring, control: this.control.buffer as SharedArrayBuffer, postChunks: true };
     worker.run(job, { message: (message) => this.onMessage(message), crashed: (error) => this.onCrash(error) });
   }
 
@@ -280,7 +284,6 @@ class RingSlots {
       this.jobEnded = true;
       if (message.type === 'done') {
         this.done = true;
-        this.digest = message.digest;
       } else {
         this.failure = new NixdockError(message.error.code, message.error.message, message.error);
       }

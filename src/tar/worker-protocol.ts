@@ -1,69 +1,84 @@
 /**
  * What the main thread (src/tar/layer-tar.ts) and a tar worker thread (worker.ts) share.
  * Kept apart from the worker's entry module, which must not be imported anywhere but in its own
- * thread. A worker runs one of two kinds of job:
+ * thread. Every big layer is produced by a `ring` job: a worker reads the files and fills the
+ * RING_SLOTS chunks of its ring in shared memory, waiting for a free slot when the ring is full.
+ * Who empties the ring depends on where the bytes go:
  *
- * - `fd`: the worker writes the layer into a file descriptor itself (or only hashes it), hashing
- *   on the way, and reports progress and the digest. Nothing crosses threads per chunk, and the
- *   main thread stays free (to walk the next layer). The fast path: stdout pipes and blob files.
- * - `ring`: the bytes travel through a ring of RING_SLOTS chunks in shared memory, owned by the
- *   worker and reused for every layer: the worker fills a slot and posts its length; the reader
- *   uses the slot and counts it consumed, which frees the slot. A Readable copies each slot out
- *   (its consumer never says when it is done with a chunk); a file writer writes the slot itself,
- *   so reading files (worker) and writing the blob (main thread) run side by side.
+ * - into a file descriptor (a stdout pipe, a blob file) or only into a hash: a second worker runs
+ *   a `drain` job on the same ring — it hashes each chunk and writes it out. Reading (open, read,
+ *   close of tens of thousands of small files) and hashing plus writing then run on two cores,
+ *   slot by slot, with the ring (RING_SLOTS × CHUNK_SIZE) as the only buffer between them; nothing
+ *   crosses to the main thread per chunk, so it stays free to walk the next layer. With the bytes'
+ *   digest already known (a cached recipe), the drain only counts them.
+ * - into a Readable (gzip, HTTP uploads): the main thread, told of each filled slot by a `chunk`
+ *   message, copies it out (a Readable's consumer never says when it is done with a chunk).
+ *
+ * Producer and drain talk through the job's control block only (Atomics.wait/notify): the
+ * producer publishes a slot's length, then counts it produced; the drain counts it consumed once
+ * written, which frees the slot. A slot of length 0 ends the archive.
  */
 import type { SerializedError } from '../errors.js';
 import type { Digest, TarSettings } from '../types.js';
 import type { TarEntry } from './walk.js';
 
 /**
- * Bytes per ring slot, and per write of an `fd` job. On the 1 GB / 80 000-file benchmark closure,
- * 64 KiB used less CPU and memory than 128 or 256 KiB for ring jobs (the reader's copies stay
- * below glibc's mmap threshold); 16 KiB costs more in messages. For `fd` jobs into a pipe, one
- * write fills the pipe buffer: 32–64 KiB streamed into openssl in ~4.0 s, 256 KiB–1 MiB in ~5.1 s
- * (the writer blocks longer while the reader waits). It must hold the largest header (< 10 KiB).
+ * Bytes per ring slot, and per write of a drain. On the 1 GB / 80 000-file benchmark closure,
+ * 64 KiB used less CPU and memory than 128 or 256 KiB for main-thread readers (their copies stay
+ * below glibc's mmap threshold); 16 KiB costs more in messages. Into a pipe, one write fills the
+ * pipe buffer (64 KiB on Linux): 32–64 KiB streamed into openssl in ~4.0 s, 256 KiB–1 MiB in
+ * ~5.1 s (the writer blocks longer while the reader waits). It must hold the largest header (< 10 KiB).
  */
 export const CHUNK_SIZE = 64 * 1024;
-/** Enough slots to keep the reader busy while the worker is in a long read; few, to bound memory. */
-export const RING_SLOTS = 8;
-/** An `fd` job reports progress after this many bytes (the progress bar's resolution). */
+/**
+ * 1 MiB between the reading thread and the draining one: enough to ride out a long read (a big
+ * file on a slow disk) or a pipe whose reader is busy, small enough that memory stays bounded.
+ */
+export const RING_SLOTS = 16;
+/** A drain reports progress after this many bytes (the progress bar's resolution). */
 export const PROGRESS_EVERY = 8 << 20;
 
 /** Int32 slots of a job's control block (shared memory, a fresh block per job). */
 export const CONTROL = {
-  /** Ring jobs: chunks the reader has copied out (the worker may refill a slot once its chunk is consumed). */
+  /** Chunks the reader has written out or copied (the producer may refill a slot once its chunk is consumed). */
   consumed: 0,
-  /** Set to 1 by the reader when it stops early. */
+  /** Set to 1 by the main thread when the job stops early (an abort, a failure on either side). */
   cancelled: 1,
-  length: 2,
+  /** Chunks the producer has filled (their lengths are in the slots from `lengths` on). */
+  produced: 2,
+  /** First of RING_SLOTS Int32s: the length of the chunk in each slot (0: the end of the archive). */
+  lengths: 3,
+  length: 3 + RING_SLOTS,
 } as const;
 
-interface JobBase {
+/** Read the files of `entries` into `ring` as tar bytes. */
+export interface RingJob {
+  kind: 'ring';
   entries: readonly TarEntry[];
   /** Owner and mtime of every entry (the worker builds its HeaderTemplate from them). */
   settings: TarSettings;
   control: SharedArrayBuffer;
-}
-
-/** Write the tar into `fd` with blocking writes (null: only hash it); `done` carries the digest. */
-export interface FdJob extends JobBase {
-  kind: 'fd';
-  fd: number | null;
-}
-
-export interface RingJob extends JobBase {
-  kind: 'ring';
-  /** RING_SLOTS × CHUNK_SIZE bytes: the worker's own ring. */
+  /** RING_SLOTS × CHUNK_SIZE bytes: the producing worker's own ring. */
   ring: SharedArrayBuffer;
-  /** Hash the bytes too (`done` carries the digest): for a reader that only writes them out. */
+  /** Post a `chunk` message per filled slot: the reader is the main thread (a drain watches `produced` instead). */
+  postChunks: boolean;
+}
+
+/** Empty a ring job's ring: hash each chunk (unless `hash` is false) and write it into `fd` (null: only hash it). */
+export interface DrainJob {
+  kind: 'drain';
+  control: SharedArrayBuffer;
+  ring: SharedArrayBuffer;
+  fd: number | null;
   hash: boolean;
 }
 
-export type TarJob = FdJob | RingJob;
+export type TarJob = RingJob | DrainJob;
 
 /**
- * What the worker sends back for a job: `chunk`s (ring jobs, one per filled slot, in slot order)
- * or `progress` (fd jobs), then exactly one `done` or `error` (nothing more after a cancel).
+ * What a worker sends back for a job: `chunk`s (ring jobs with postChunks, one per filled slot, in
+ * slot order) or `progress` (drains), then exactly one `done` (a drain's carries the digest when
+ * it hashed) or `error`; nothing more after a cancel.
  */
 export type TarWorkerMessage =
   | { type: 'chunk'; length: number }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -38,7 +38,7 @@ describe('store layer bytes come from a worker thread', { skip: NEEDS }, () => {
     assert.equal((await hashLayer(layer)).diffId, sha256(await readAll(edgeLayer().open())));
   });
 
-  test('an abort signal stops a layer being written into a file descriptor, and its worker', async () => {
+  test('an abort signal stops a layer being written into a file descriptor, and its workers', async () => {
     const layer = edgeLayer();
     const controller = new AbortController();
     let whileWriting = 0;
@@ -47,8 +47,24 @@ describe('store layer bytes come from a worker thread', { skip: NEEDS }, () => {
       controller.abort();
     };
     await assert.rejects(layer.writeToFd!(undefined, { signal: controller.signal, onProgress }), { name: 'AbortError' });
-    assert.ok(whileWriting >= 1, 'a worker wrote the layer');
-    assert.equal(liveTarWorkers(), whileWriting - 1, 'the aborted layer\'s worker has exited');
+    assert.ok(whileWriting >= 2, 'one worker read the files, another hashed the bytes');
+    assert.equal(liveTarWorkers(), whileWriting - 2, 'the aborted layer\'s workers have exited');
+  });
+
+  test('a known digest is not computed again: the bytes are the same, only counted', async (t) => {
+    const layer = edgeLayer();
+    const diffId = sha256(await readAll(layer.open()));
+    const dir = tempDir('nixdock-layer-known-');
+    t.after(dir.cleanup);
+    const file = join(dir.path, 'layer.tar');
+    const fd = openSync(file, 'w');
+    const claimed = `sha256:${'0'.repeat(64)}` as const;
+    try {
+      assert.equal(await layer.writeToFd!(fd, { knownDigest: claimed }), claimed, 'the claimed digest comes back unchecked');
+    } finally {
+      closeSync(fd);
+    }
+    assert.equal(sha256(readFileSync(file)), diffId);
   });
 
   test('an abort signal stops hashing the stream and the worker with it', async () => {
