@@ -21,7 +21,7 @@ import { hashLayer } from './layer/hash.js';
 import { customisationLayerSource } from './layer/customisation-layer.js';
 import { storeLayerSource } from './layer/store-layer.js';
 import { readNixpkgsConf, toEpochSeconds } from './nixpkgs.js';
-import { writeDockerArchiveFile, streamDockerArchive } from './formats/docker-archive/write.js';
+import { writeDockerArchiveFile, writeDockerArchiveFileOnce, streamDockerArchive, type HybridImage } from './formats/docker-archive/write.js';
 import { OciLayout } from './formats/oci-layout/write.js';
 import { planLayers } from './plan/plan.js';
 import { publish } from './publish.js';
@@ -134,18 +134,7 @@ export async function streamImage(spec: ImageSpec, ctx: BuildContext, out: Writa
   const run = new BuildRun(spec.name, ctx);
   run.emitStarted();
   const plan = await planImage(spec, ctx, run);
-  const known = await Promise.all(plan.sources.map(async (source) => (await run.knownLayer(source)) ?? run.counted(source)));
-  let layerStarted = Date.now();
-  const image = await streamDockerArchive({
-    layers: known,
-    assemble: (layers) => assemblePlanned(plan, layers),
-    out,
-    signal: ctx.signal,
-    onLayer: (layer, index) => {
-      run.layerDone(layer, index, Date.now() - layerStarted);
-      layerStarted = Date.now();
-    },
-  }).finally(() => plan.dispose());
+  const image = await streamDockerArchive({ ...(await run.archivePlan(plan)), out, signal: ctx.signal }).finally(() => plan.dispose());
   run.emitSucceeded(summarize(image, [{ format: 'stream' }], run, 'none'));
   return image;
 }
@@ -318,16 +307,17 @@ export class BuildRun {
     this.ctx.bus.emit({ type: 'build:failed', image: this.image, buildId: this.buildId, error: error.toJSON(), ms: Date.now() - this.startedAt });
   }
 
-  /** A layer whose recipe the index knows: its bytes need not be read to know its digest. */
   /**
    * A layer whose recipe the index knows: its digest is known without reading its bytes, and
    * when an OCI layout holds its uncompressed blob intact, its bytes come from that one file
-   * instead of a walk over the store (what makes a warm stream cost about a file copy).
+   * instead of a walk over the store (what makes a warm stream cost about a file copy). Without
+   * such a blob the bytes are tarred again but not hashed again (verifiedBytes): the index
+   * recorded their digest when it hashed them, and only their count is checked.
    */
   async knownLayer(source: LayerSource): Promise<Layer | undefined> {
     const record = this.ctx.index.lookupLayer(source.key);
     if (!record) return undefined;
-    let layer: Layer = { source, diffId: record.diffId, size: record.size, built: false, compressed: {} };
+    let layer: Layer = { source, diffId: record.diffId, size: record.size, built: false, compressed: {}, verifiedBytes: true };
     for (const dir of this.ctx.index.blobLocations(record.diffId)) {
       const layout = new OciLayout(dir);
       if (await this.intactBlob(layout, { digest: record.diffId, size: record.size })) {
@@ -336,6 +326,20 @@ export class BuildRun {
       }
     }
     return { ...layer, source: this.counted(layer.source) };
+  }
+
+  /** An image for an archive written in one pass: known layers by digest, cold ones to hash on the way; each reported as written. */
+  async archivePlan(plan: ImagePlan): Promise<HybridImage> {
+    const layers = await Promise.all(plan.sources.map(async (source) => (await this.knownLayer(source)) ?? this.counted(source)));
+    let layerStarted = Date.now();
+    return {
+      layers,
+      assemble: (done) => assemblePlanned(plan, done),
+      onLayer: (layer, index) => {
+        this.layerDone(layer, index, Date.now() - layerStarted);
+        layerStarted = Date.now();
+      },
+    };
   }
 
   /** Wraps a source so reading it reports progress on the bus. */
@@ -396,6 +400,7 @@ export class BuildRun {
     const outputs: OutputResult[] = [];
     let layers: Layer[];
     let manifestDigest: Digest | undefined;
+    let archive: OutputResult | undefined;
     if (formats.includes('oci')) {
       const layout = new OciLayout(join(outDir, 'oci'), { lock: (update) => this.ctx.index.exclusive(update) });
       layers = await this.layersInto(layout, plan);
@@ -404,14 +409,19 @@ export class BuildRun {
       manifestDigest = result.manifestDigest;
       outputs.push(result);
       this.ctx.bus.emit({ type: 'output:written', image: this.image, buildId: this.buildId, output: result });
+    } else if (formats.includes('docker-archive')) {
+      // No layout to take blobs from: cold layers are tarred once, hashed while written into the archive.
+      const written = await writeDockerArchiveFileOnce(await this.archivePlan(plan), join(outDir, archiveFileName(plan.name)), this.ctx.signal);
+      layers = written.image.layers;
+      archive = written.result;
     } else {
       layers = await this.hashedLayers(plan);
     }
     const image = assemblePlanned(plan, layers);
     if (formats.includes('docker-archive')) {
-      const result = await writeDockerArchiveFile([image], join(outDir, archiveFileName(image.name)), this.ctx.signal);
-      outputs.push(result);
-      this.ctx.bus.emit({ type: 'output:written', image: this.image, buildId: this.buildId, output: result });
+      archive ??= await writeDockerArchiveFile([image], join(outDir, archiveFileName(image.name)), this.ctx.signal);
+      outputs.push(archive);
+      this.ctx.bus.emit({ type: 'output:written', image: this.image, buildId: this.buildId, output: archive });
     }
     // Pushes and engine loads read the layers' sources, so they run before the plan is disposed.
     outputs.push(...(await publish(spec, image, { index: this.ctx.index, bus: this.ctx.bus, buildId: this.buildId, signal: this.ctx.signal })));
@@ -424,8 +434,11 @@ export class BuildRun {
     for (const [index, source] of plan.sources.entries()) {
       this.checkAborted();
       const started = Date.now();
-      const reused = await this.reusableBlob(layout, source, plan.codec);
-      const layer = reused ?? (await layout.writeLayer(this.counted(source), plan.codec, this.ctx.signal));
+      const record = this.ctx.index.lookupLayer(source.key);
+      const reused = record && (await this.reusableBlob(layout, source, plan.codec, record));
+      // A recipe the index knows (its blob gone: after gc, or a new output dir) is tarred again
+      // under its recorded diffId without hashing it again; only the byte count is checked.
+      const layer = reused ?? (await layout.writeLayer(this.counted(record ? { ...source, diffId: record.diffId } : source), plan.codec, this.ctx.signal, record !== undefined));
       if (!reused) await this.trustBlob(layout, storedBlob(layer, plan.codec));
       for (const blob of Object.values(layer.compressed)) {
         if (blob.codec !== 'none') this.ctx.index.putCompressed(layer.diffId, blob);
@@ -438,9 +451,7 @@ export class BuildRun {
     return layers;
   }
 
-  private async reusableBlob(layout: OciLayout, source: LayerSource, codec: Codec): Promise<Layer | undefined> {
-    const record = this.ctx.index.lookupLayer(source.key);
-    if (!record) return undefined;
+  private async reusableBlob(layout: OciLayout, source: LayerSource, codec: Codec, record: { diffId: Digest; size: number }): Promise<Layer | undefined> {
     const blob = codec === 'none' ? { codec, digest: record.diffId, size: record.size } : this.ctx.index.getCompressed(record.diffId, codec);
     if (!blob || !(await this.intactBlob(layout, blob))) return undefined;
     return { source, diffId: record.diffId, size: record.size, built: false, compressed: { [codec]: blob } };

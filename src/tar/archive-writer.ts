@@ -15,7 +15,7 @@ import { addAbortSignal, pipeline, type Readable, type Transform, type Writable 
 import { finished } from 'node:stream/promises';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { NixdockError } from '../errors.js';
-import { HeaderTemplate, RECORD_SIZE, blockAlign, trailerSize, type HeaderFields } from './header.js';
+import { BLOCK_SIZE, HeaderTemplate, RECORD_SIZE, blockAlign, trailerSize, type HeaderFields } from './header.js';
 
 const CONTAINER_HEADERS = new HeaderTemplate({ mtime: 0, uid: 0, gid: 0, uname: '', gname: '' });
 const ZEROS = Buffer.alloc(RECORD_SIZE);
@@ -34,6 +34,8 @@ interface ByteSink {
   readonly copiesFiles: boolean;
   /** A file descriptor whose writes block (a file, or a pipe switched to blocking): another thread may write a body into it. */
   readonly blockingFd?: number;
+  /** A regular file the archive starts at offset 0 of: written headers can be rewritten in place. */
+  readonly seekableFd?: number;
   end(): Promise<void>;
   destroy(err: Error): void;
 }
@@ -54,7 +56,7 @@ export class TarWriter {
 
   /** An archive into an open file (the caller closes `fd`). */
   static intoFile(fd: number, signal?: AbortSignal): TarWriter {
-    return new TarWriter(new FdSink(fd, { blocking: true }), signal);
+    return new TarWriter(new FdSink(fd, { blocking: true, seekable: true }), signal);
   }
 
   /**
@@ -113,6 +115,28 @@ export class TarWriter {
     this.offset += size;
     await this.pad(size);
     return result;
+  }
+
+  /** Where the next entry's header starts: what renameEntry() takes. */
+  get position(): number {
+    return this.offset;
+  }
+
+  /**
+   * Rewrites the header of the `size`-byte file entry written at `at` under `name`: for an entry
+   * named after its body (a blob named by its digest, known only once the body is written). The
+   * new name must give a header of the same size as the old one (same length, no pax header).
+   * Only for archives into a file (TarWriter.intoFile); the entry's body is not touched.
+   */
+  renameEntry(at: number, name: string, size: number): void {
+    const fd = this.sink.seekableFd;
+    const entry = fileEntry(name, size);
+    if (fd === undefined || CONTAINER_HEADERS.headerSize(entry) !== BLOCK_SIZE) {
+      throw new NixdockError('INTERNAL', `Cannot rename the archive entry at ${at} to ${name}`);
+    }
+    const bytes = Buffer.alloc(BLOCK_SIZE);
+    CONTAINER_HEADERS.write(bytes, 0, entry);
+    for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done, at + done);
   }
 
   /**
@@ -226,12 +250,14 @@ interface StdioHandle {
 class FdSink implements ByteSink {
   readonly copiesFiles = true;
   readonly blockingFd: number | undefined;
+  readonly seekableFd: number | undefined;
   private sinceYield = 0;
   private readonly fallback?: Writable;
   private readonly handle?: StdioHandle;
 
-  constructor(private readonly fd: number, opts: { blocking: boolean; fallback?: Writable; handle?: StdioHandle }) {
+  constructor(private readonly fd: number, opts: { blocking: boolean; seekable?: boolean; fallback?: Writable; handle?: StdioHandle }) {
     this.blockingFd = opts.blocking ? fd : undefined;
+    this.seekableFd = opts.seekable ? fd : undefined;
     this.fallback = opts.fallback;
     this.handle = opts.handle;
   }

@@ -5,7 +5,9 @@ import { PassThrough, Writable } from 'node:stream';
 import { test } from 'node:test';
 import tar from 'tar-stream';
 import type { NixdockError } from '../../src/errors.js';
-import { streamDockerArchive, writeDockerArchive, writeDockerArchiveFile } from '../../src/formats/docker-archive/write.js';
+import { streamDockerArchive, writeDockerArchive, writeDockerArchiveFile, writeDockerArchiveFileOnce } from '../../src/formats/docker-archive/write.js';
+import { hashLayer } from '../../src/layer/hash.js';
+import { storeLayerSource } from '../../src/layer/store-layer.js';
 import type { Image, Layer } from '../../src/types.js';
 import { missingTools } from '../helpers/tools.js';
 import { RUN_FLAGS, assemble, failingSource, helloImage, podman, skopeoConfig, skopeoInspect, tempDir } from './fixtures.js';
@@ -55,6 +57,26 @@ test('the hybrid archive has the OCI layout and manifest.json, and skopeo reads 
   const again = join(dir, 'again.tar');
   await writeDockerArchiveFile([image], again);
   assert.ok(readFileSync(again).equals(readFileSync(file)), 'same image → byte-identical archive');
+});
+
+test('an archive file with cold layers is written in one pass, byte for byte the archive of the known image', { skip: missingTools([NIX]) }, async (t) => {
+  const { image, sources, closure } = helloImage(t);
+  const dir = tempDir(t);
+  // Stream sources (GNU tar files), and a store layer whose workers write into the file itself.
+  const store = storeLayerSource({ paths: closure.paths, settings: { mtime: 1, uid: 0, gid: 0, uname: 'root', gname: 'root' }, storeDir: '/nix/store', physicalPath: (p) => p });
+  const storeLayer: Layer = { source: store, ...(await hashLayer(store)), built: true, compressed: {} };
+  const knownImage = assemble('hello', [...image.layers, storeLayer], image.config.config ?? {}, image.tag);
+  await writeDockerArchiveFile([knownImage], join(dir, 'known.tar'));
+
+  const reported: number[] = [];
+  const { image: written, result } = await writeDockerArchiveFileOnce(
+    { layers: [...sources, store], assemble: (layers) => assemble('hello', layers, image.config.config ?? {}, image.tag), onLayer: (_, index) => reported.push(index) },
+    join(dir, 'cold.tar'),
+  );
+  assert.equal(written.configDigest, knownImage.configDigest);
+  assert.deepEqual(reported, [...sources.keys(), sources.length]);
+  assert.ok(readFileSync(join(dir, 'cold.tar')).equals(readFileSync(join(dir, 'known.tar'))), 'one pass gives the bytes of two');
+  assert.equal(result.manifestDigest, (await writeDockerArchiveFile([knownImage], join(dir, 'again.tar'))).manifestDigest);
 });
 
 test('a cold stream names layers by index, hashes them on the way and ends with config and manifest.json', { skip: missingTools([NIX, SKOPEO]) }, async (t) => {

@@ -35,12 +35,26 @@ const LAYOUT_FILE = Buffer.from('{"imageLayoutVersion":"1.0.0"}');
  * the diffId while written; on a mismatch the stream fails before the entry completes.
  */
 export async function writeDockerArchive(images: Image[], out: Writable, signal?: AbortSignal): Promise<void> {
-  await writeHybrid(images, TarWriter.into(out, signal));
+  await writeHybrid(images.map(knownImage), TarWriter.into(out, signal), signal);
 }
 
-async function writeHybrid(images: Image[], writer: TarWriter): Promise<void> {
+/** An image for the hybrid form: known layers (Layer) and, into a file only, cold ones (LayerSource). */
+export interface HybridImage {
+  layers: Array<Layer | LayerSource>;
+  /** Builds the image once every diff_id is known. */
+  assemble: (layers: Layer[]) => Image;
+  /** Called as each layer is written (or found already written). */
+  onLayer?: (layer: Layer, index: number) => void;
+}
+
+const knownImage = (image: Image): HybridImage => ({ layers: image.layers, assemble: () => image });
+
+/** Placeholder name of a cold layer's blob until its digest is known: as long as every blob name. */
+const UNNAMED_BLOB = blobName(`sha256:${'0'.repeat(64)}`);
+
+async function writeHybrid(images: HybridImage[], writer: TarWriter, signal?: AbortSignal): Promise<Image[]> {
   if (images.length === 0) throw new NixdockError('INTERNAL', 'writeDockerArchive needs at least one image');
-  await writer.run(async (tar) => {
+  return writer.run(async (tar) => {
     await tar.directory('blobs/');
     await tar.directory(`${BLOBS_DIR}/`);
     await tar.file('oci-layout', LAYOUT_FILE);
@@ -51,44 +65,86 @@ async function writeHybrid(images: Image[], writer: TarWriter): Promise<void> {
       await write();
     };
     const manifests = [];
-    for (const image of images) {
-      for (const [index, layer] of image.layers.entries()) {
-        await writeOnce(layer.diffId, () => streamKnownLayer(tar, blobName(layer.diffId), layer, index));
+    const done: Image[] = [];
+    // Cold layers' walks run ahead while earlier layers are written (see planAhead).
+    const planning = new AbortController();
+    void planAhead(images.flatMap((image) => image.layers), planning.signal);
+    try {
+      for (const planned of images) {
+        const layers: Layer[] = [];
+        for (const [index, item] of planned.layers.entries()) {
+          let layer: Layer;
+          if (isLayer(item)) {
+            layer = item;
+            await writeOnce(layer.diffId, () => streamKnownLayer(tar, blobName(layer.diffId), layer, index, signal));
+          } else {
+            layer = await writeColdBlob(tar, item, signal);
+            written.add(layer.diffId);
+          }
+          layers.push(layer);
+          planned.onLayer?.(layer, index);
+        }
+        const image = planned.assemble(layers);
+        await writeOnce(image.configDigest, () => tar.file(blobName(image.configDigest), image.configBytes));
+        const manifest = ociManifest(image, 'none');
+        await writeOnce(manifest.digest, () => tar.file(blobName(manifest.digest), manifest.bytes));
+        manifests.push({ ...manifest.descriptor, annotations: refAnnotations(image) });
+        done.push(image);
       }
-      await writeOnce(image.configDigest, () => tar.file(blobName(image.configDigest), image.configBytes));
-      const manifest = ociManifest(image, 'none');
-      await writeOnce(manifest.digest, () => tar.file(blobName(manifest.digest), manifest.bytes));
-      manifests.push({ ...manifest.descriptor, annotations: refAnnotations(image) });
+    } finally {
+      planning.abort();
     }
     await tar.file('index.json', Buffer.from(canonicalJson({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests }, INDEX_SHAPE)));
-    const entries = images.map((image) => archiveEntry(image, blobName(image.configDigest), image.layers.map((l) => blobName(l.diffId))));
+    const entries = done.map((image) => archiveEntry(image, blobName(image.configDigest), image.layers.map((l) => blobName(l.diffId))));
     await tar.file('manifest.json', manifestJson(entries));
+    return done;
   });
+}
+
+/**
+ * A cold layer in the hybrid form, in one pass: written under a placeholder name, hashed on the
+ * way, then its header rewritten in place under its digest (the archive is a file, so it can be;
+ * `nixdock stream` cannot, which is why it names cold layers layers/NNN.tar). The bytes are those
+ * of a second pass that knew the digest first. A cold layer whose bytes equal an earlier layer's
+ * would be in the archive twice under one name; store and customisation layers never are.
+ */
+async function writeColdBlob(tar: TarWriter, source: LayerSource, signal?: AbortSignal): Promise<Layer> {
+  const at = tar.position;
+  const layer = await streamColdLayer(tar, UNNAMED_BLOB, source, signal);
+  tar.renameEntry(at, blobName(layer.diffId), layer.size);
+  return layer;
 }
 
 /** The hybrid archive as a file, replaced atomically (a failed write keeps the previous file). */
 export async function writeDockerArchiveFile(images: Image[], path: string, signal?: AbortSignal): Promise<OutputResult> {
+  await writeArchiveFile(images.map(knownImage), path, signal);
+  return { format: 'docker-archive', path, manifestDigest: ociManifest(images[0]!, 'none').digest };
+}
+
+/**
+ * One image as a hybrid archive file whose cold layers are tarred and hashed once, while they are
+ * written (a build with no OCI layout to take the blobs from); resolves with the assembled image.
+ */
+export async function writeDockerArchiveFileOnce(image: HybridImage, path: string, signal?: AbortSignal): Promise<{ image: Image; result: OutputResult }> {
+  const [written] = await writeArchiveFile([image], path, signal);
+  return { image: written!, result: { format: 'docker-archive', path, manifestDigest: ociManifest(written!, 'none').digest } };
+}
+
+async function writeArchiveFile(images: HybridImage[], path: string, signal?: AbortSignal): Promise<Image[]> {
   await removeAbandonedTemps(dirname(path));
-  await withTempFile(path, async (tmp) => {
+  return withTempFile(path, async (tmp) => {
     const file = await open(tmp, 'wx', 0o644);
     try {
-      await writeHybrid(images, TarWriter.intoFile(file.fd, signal));
+      return await writeHybrid(images, TarWriter.intoFile(file.fd, signal), signal);
     } finally {
       await file.close();
     }
   });
-  return { format: 'docker-archive', path, manifestDigest: ociManifest(images[0]!, 'none').digest };
 }
 
-export interface StreamArchiveOptions {
-  /** Layers in image order: known ones (Layer) or ones still to be hashed (LayerSource). */
-  layers: Array<Layer | LayerSource>;
-  /** Builds the image once every diff_id is known. */
-  assemble: (layers: Layer[]) => Image;
+export interface StreamArchiveOptions extends HybridImage {
   out: Writable;
   signal?: AbortSignal;
-  /** Called as each layer finishes streaming (or at once, for known layers in the warm form). */
-  onLayer?: (layer: Layer, index: number) => void;
 }
 
 /**
@@ -97,13 +153,7 @@ export interface StreamArchiveOptions {
  * now-known diff_ids) and manifest.json come last. All layers known → the hybrid form instead.
  */
 export async function streamDockerArchive(opts: StreamArchiveOptions): Promise<Image> {
-  const known = opts.layers.filter(isLayer);
-  if (known.length === opts.layers.length) {
-    known.forEach((layer, index) => opts.onLayer?.(layer, index));
-    const image = opts.assemble(known);
-    await writeDockerArchive([image], opts.out, opts.signal);
-    return image;
-  }
+  if (opts.layers.every(isLayer)) return (await writeHybrid([opts], TarWriter.into(opts.out, opts.signal), opts.signal))[0]!;
   return TarWriter.into(opts.out, opts.signal).run(async (tar) => {
     await tar.directory('layers/');
     const layers: Layer[] = [];
@@ -112,7 +162,7 @@ export async function streamDockerArchive(opts: StreamArchiveOptions): Promise<I
     try {
       for (const [index, item] of opts.layers.entries()) {
         const name = `layers/${String(index).padStart(3, '0')}.tar`;
-        const layer = isLayer(item) ? (await streamKnownLayer(tar, name, item, index), item) : await streamColdLayer(tar, name, item, opts.signal);
+        const layer = isLayer(item) ? (await streamKnownLayer(tar, name, item, index, opts.signal), item) : await streamColdLayer(tar, name, item, opts.signal);
         layers.push(layer);
         opts.onLayer?.(layer, index);
       }
@@ -131,12 +181,20 @@ function isLayer(item: Layer | LayerSource): item is Layer {
   return 'source' in item;
 }
 
-async function streamKnownLayer(tar: TarWriter, name: string, layer: Layer, index: number): Promise<void> {
+async function streamKnownLayer(tar: TarWriter, name: string, layer: Layer, index: number, signal?: AbortSignal): Promise<void> {
   const what = `Layer ${index} (${layer.source.description})`;
   // A file of known-good bytes needs no hashing, so it can skip the stream machinery too.
   if (layer.verifiedBytes && layer.source.tarFile !== undefined) return tar.copyFile(name, layer.size, layer.source.tarFile, what);
-  const verify = expectingStream({ digest: layer.diffId, size: layer.size, what, trusted: layer.verifiedBytes });
-  await tar.stream(name, layer.size, layer.source.open(), verify);
+  const expected = { digest: layer.diffId, size: layer.size, what, trusted: layer.verifiedBytes };
+  const writeToFd = layer.source.writeToFd;
+  if (layer.verifiedBytes && writeToFd) {
+    // Known bytes regenerated by the source's workers straight into the output, only counted: the
+    // fresh walk must plan exactly the recorded size before the header promises it.
+    assertExpected(expected, await layer.source.size(), layer.diffId);
+    const written = await tar.bodyFromFd(name, layer.size, (fd) => writeToFd(fd, { signal, knownDigest: layer.diffId }));
+    if (written !== undefined) return;
+  }
+  await tar.stream(name, layer.size, layer.source.open(), expectingStream(expected));
 }
 
 /**

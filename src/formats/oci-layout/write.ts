@@ -107,9 +107,10 @@ export class OciLayout {
   /**
    * Streams a layer into blobs/sha256 (temp file + rename), hashing the uncompressed bytes and,
    * for gzip/zstd, the compressed ones, in one pass. Checks the byte count against source.size()
-   * and, when the source claims a diffId, the digest too.
+   * and, when the source claims a diffId, the digest too — unless `trustDiffId` says the claim is
+   * the build cache's record of hashing these very bytes: then they are only counted.
    */
-  async writeLayer(source: LayerSource, codec: Codec, signal?: AbortSignal): Promise<Layer> {
+  async writeLayer(source: LayerSource, codec: Codec, signal?: AbortSignal, trustDiffId = false): Promise<Layer> {
     await this.ensureLayout();
     const size = await source.size();
     // A blob already under the layer's diffId (another image, or an index that was lost) is only
@@ -118,7 +119,7 @@ export class OciLayout {
       if (await this.blobHashesTo(source.diffId)) return { source, diffId: source.diffId, size, built: false, compressed: {} };
       await this.discardBlob(source.diffId);
     }
-    const expected = { digest: source.diffId, size, what: `Layer ${source.description}` };
+    const expected = { digest: source.diffId, size, what: `Layer ${source.description}`, trusted: trustDiffId && source.diffId !== undefined };
     if (codec === 'none' && source.writeToFd) return this.writeFromFd(source, source.writeToFd, expected, signal);
     const tar = expectingStream(expected);
     const compress = compressor(codec);
@@ -140,7 +141,7 @@ export class OciLayout {
   private async writeFromFd(source: LayerSource, writeToFd: NonNullable<LayerSource['writeToFd']>, expected: Expected, signal?: AbortSignal): Promise<Layer> {
     const tmp = tempPathFor(join(this.blobsDir(), 'layer'));
     try {
-      const diffId = await writeNewFile(tmp, (fd) => writeToFd(fd, { signal }));
+      const diffId = await writeNewFile(tmp, (fd) => writeToFd(fd, { signal, ...(expected.trusted && { knownDigest: expected.digest }) }));
       assertExpected(expected, (await stat(tmp)).size, diffId);
       await rename(tmp, this.blobPath(diffId));
       return { source, diffId, size: expected.size, built: true, compressed: {} };
