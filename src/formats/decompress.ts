@@ -3,7 +3,8 @@
  * so compression is recognised by magic bytes and undone on the fly.
  */
 import { spawn } from 'node:child_process';
-import { Duplex, PassThrough, Readable, pipeline } from 'node:stream';
+import * as stream from 'node:stream';
+import { Duplex, PassThrough, Readable, Transform, pipeline } from 'node:stream';
 import * as zlib from 'node:zlib';
 import { NixdockError } from '../errors.js';
 
@@ -20,10 +21,74 @@ export function sniffCompression(head: Buffer): Compression {
   return 'none';
 }
 
-export function decompressor(compression: Compression): Duplex {
-  if (compression === 'gzip') return zlib.createGunzip();
-  if (compression === 'zstd') return zstdDecompressor();
+export function decompressor(compression: Compression, limits: DecompressionLimits = decompressionLimits()): Duplex {
+  if (compression === 'gzip') return bounded(zlib.createGunzip(), limits);
+  if (compression === 'zstd') return bounded(zstdDecompressor(), limits);
   return new PassThrough();
+}
+
+/**
+ * How far decompression may go: a base image is untrusted, and a 2 MB gzip bomb is 2 GB of zeros
+ * on disk (docker-archive's decompressed copy) or through a build. Real layers rarely exceed 20:1;
+ * a file of zeros can reach 1000:1, hence the override.
+ */
+export interface DecompressionLimits {
+  /** Output bytes per input byte allowed (0: no ratio limit). NIXDOCK_MAX_DECOMPRESSION_RATIO, default 100. */
+  ratio: number;
+  /** Output allowed whatever the ratio, so small blobs of zeros pass. */
+  slackBytes: number;
+  /** Output bytes allowed in all (0: no limit). NIXDOCK_MAX_DECOMPRESSED_BYTES, default none. */
+  maxBytes: number;
+}
+
+export function decompressionLimits(env: NodeJS.ProcessEnv = process.env): DecompressionLimits {
+  return {
+    ratio: envNumber(env, 'NIXDOCK_MAX_DECOMPRESSION_RATIO', 100),
+    slackBytes: 16 * 1024 * 1024,
+    maxBytes: envNumber(env, 'NIXDOCK_MAX_DECOMPRESSED_BYTES', 0),
+  };
+}
+
+function envNumber(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const text = env[name];
+  if (text === undefined || text === '') return fallback;
+  const value = Number(text);
+  if (!Number.isFinite(value) || value < 0) {
+    throw new NixdockError('INPUT_INVALID', `${name} is not a non-negative number`, { location: { field: name }, found: JSON.stringify(text), expected: 'a number, 0 for no limit' });
+  }
+  return value;
+}
+
+/** The decompressor between a counter of what goes in and a guard on what comes out. */
+function bounded(inner: Duplex, limits: DecompressionLimits): Duplex {
+  let input = 0;
+  let output = 0;
+  const countIn = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      input += chunk.length;
+      done(null, chunk);
+    },
+  });
+  const guard = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      output += chunk.length;
+      if (limits.maxBytes > 0 && output > limits.maxBytes) return done(bomb(`more than ${limits.maxBytes} bytes`, 'NIXDOCK_MAX_DECOMPRESSED_BYTES'));
+      if (limits.ratio > 0 && output > limits.ratio * input + limits.slackBytes) {
+        return done(bomb(`more than ${limits.ratio} times its compressed size (${output} bytes from ${input})`, 'NIXDOCK_MAX_DECOMPRESSION_RATIO'));
+      }
+      done(null, chunk);
+    },
+  });
+  // stream.compose is in Node 20 but not in its @types.
+  return (stream as unknown as { compose(...streams: Duplex[]): Duplex }).compose(countIn, inner, guard);
+}
+
+function bomb(what: string, env: string): NixdockError {
+  return new NixdockError('INPUT_INVALID', `A compressed base image layer or archive expands to ${what}`, {
+    found: what,
+    expected: 'compressed data that expands within the limits',
+    hint: `This looks like a decompression bomb; nothing was kept. If the image is genuine (e.g. large files of zeros), raise the limit: ${env}=<n> (0 disables it).`,
+  });
 }
 
 /** A stream that decompresses whatever it is fed (or passes it through when it is not compressed). */
