@@ -29,6 +29,7 @@ interface PushCommandOptions {
   compression?: string;
   mountFrom: string[];
   cacheFrom: string[];
+  cacheTo?: string;
 }
 
 export function register(program: Command): void {
@@ -41,7 +42,8 @@ export function register(program: Command): void {
     .option('--insecure', 'allow plain HTTP to a registry that is not on localhost')
     .option('--compression <codec>', "layer compression in the registry: gzip, zstd or none (default: the image spec's compression)")
     .option('--mount-from <repo>', 'a repository on the same registry to mount layers from (repeatable)', collect, [])
-    .option('--cache-from <ref>', 'an image whose layers this push may reuse without tarring them (repeatable; config cache.from too)', collect, [])
+    .option('--cache-from <ref>', 'an image or cache artifact whose layers this push may reuse without tarring them (repeatable; config cache.from too)', collect, [])
+    .option('--cache-to <ref>', 'write the pushed layers\' recipe → blob rows to this cache artifact (host/repo[:tag]; default config cache.registry)')
     .option('--json', 'print the result (one entry per blob: digest, size, action) as JSON')
     .action(async (image: string, ref: string, opts: PushCommandOptions) => {
       const result = await pushCommand(image, ref, opts);
@@ -59,7 +61,8 @@ export async function pushCommand(imageName: string, ref: string, opts: PushComm
     const common = { insecure: opts.insecure, signal, mountFrom: opts.mountFrom, onBlob: opts.json ? undefined : printBlob };
     if (spec) {
       const cacheFrom = [...config.cache.from, ...opts.cacheFrom];
-      return await pushSpec(spec, codec, ref, { ...common, cache, cacheFrom, onRejected: opts.json ? undefined : printRejected }, { config, index: cache, bus: new EventBus(), signal });
+      const cacheTo = opts.cacheTo ?? config.cache.registry;
+      return await pushSpec(spec, codec, ref, { ...common, cache, cacheFrom, cacheTo, onRejected: opts.json ? undefined : printRejected }, { config, index: cache, bus: new EventBus(), signal });
     }
     const image = await projectImage(config, cache, imageName);
     return await pushImage({ image, codec }, ref, { ...common, cache });

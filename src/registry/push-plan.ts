@@ -20,8 +20,12 @@ import { fileBody, RegistryClient } from './client.js';
 import { mapLimit, PushSession, type PushedBlob, type PushOptions, type PushResult } from './push.js';
 import { RemoteLayers, verifyPair, type RemotePair } from './remote-layers.js';
 import { spool } from '../util/spool.js';
-import { registryTarget } from './target.js';
+import { formatTarget, registryTarget, type RegistryTarget } from './target.js';
+import { cacheRefInvalid, writeCacheRows, type CacheRow } from './cache-artifact.js';
 import type { BlobAction, CompressedDigestCache } from './types.js';
+
+/** The tag of a cache reference given without one. */
+export const CACHE_TAG = 'nixdock-cache';
 
 /** An image as planned: its layer sources, and how to assemble it once their diff_ids are known. */
 export interface PlannedImage {
@@ -41,6 +45,8 @@ export interface PlannedPushOptions extends PushOptions {
   cache: LayerCache;
   /** More references whose layers the image may share (`--cache-from`); the target's own manifest is always read. */
   cacheFrom?: string[];
+  /** A cache artifact to write the pushed layers' rows into (`--cache-to`, config cache.registry); it is read first too. */
+  cacheTo?: string;
   /** Told of each registry claim that failed verification (the layer is then built). */
   onRejected?: (source: LayerSource, pair: RemotePair) => void;
 }
@@ -52,6 +58,8 @@ export interface PlannedPushResult extends PushResult {
   layersFromRegistry: number;
   /** Registry claims refused by verification. */
   claimsRejected: number;
+  /** Rows the cache artifact holds after the push, when one was written. */
+  cacheRows?: number;
 }
 
 interface Placed {
@@ -61,24 +69,59 @@ interface Placed {
 
 export async function pushPlanned(plan: PlannedImage, codec: Codec, ref: string, opts: PlannedPushOptions): Promise<PlannedPushResult> {
   const target = registryTarget(ref, opts.insecure);
-  const cacheFrom = (opts.cacheFrom ?? []).map((from) => ({ from, target: registryTarget(from, opts.insecure) }));
-  // Blobs of cache-from repositories on the target's registry are mounted, not uploaded.
-  const siblings = cacheFrom.filter((c) => c.target.registry === target.registry && c.target.repository !== target.repository);
-  const session = new PushSession(ref, { ...opts, mountFrom: [...(opts.mountFrom ?? []), ...siblings.map((c) => c.target.repository)] });
-  const sources = [
-    { client: session.client, reference: target.digest ?? target.tag ?? 'latest' },
-    ...cacheFrom.map((c) => ({ client: pullClient(c.target, opts), reference: c.target.digest ?? c.target.tag ?? 'latest' })),
-  ];
+  const clients = new Clients(opts);
+  const cacheTo = opts.cacheTo === undefined ? undefined : cacheTarget(opts.cacheTo, opts.insecure);
+  const refs = [ref, ...(opts.cacheFrom ?? []), ...(cacheTo ? [formatTarget(cacheTo)] : [])];
+  const sources = refs.map((r) => {
+    const at = registryTarget(r, opts.insecure);
+    return { client: clients.get(at), reference: at.digest ?? at.tag ?? 'latest', clientFor: (repo: string) => clients.get(registryTarget(repo, opts.insecure)) };
+  });
   const remote = await RemoteLayers.read(sources, codec, plan.platform);
+  // Claimed blobs in other repositories of the target's registry are mounted, not uploaded.
+  const siblings = remote.repositories(target.registry).filter((repo) => repo !== target.repository);
+  const session = new PushSession(ref, { ...opts, mountFrom: [...(opts.mountFrom ?? []), ...siblings] });
   const placer = new LayerPlacer(session, remote, codec, opts);
   const placed = await mapLimit(plan.sources, opts.concurrency ?? 3, (source, index) => placer.place(source, index));
   const image = plan.assemble(placed.map((p) => p.layer));
   const result = await session.finish(image, codec, placed.map((p) => p.blob));
-  return { ...result, layersTarred: placer.tarred, layersFromRegistry: placer.fromRegistry, claimsRejected: placer.rejected };
+  const cacheRows = cacheTo ? await writeCache(clients.get(cacheTo, 'push'), cacheTo, placed, session.target, remote) : undefined;
+  return { ...result, layersTarred: placer.tarred, layersFromRegistry: placer.fromRegistry, claimsRejected: placer.rejected, ...(cacheRows !== undefined && { cacheRows }) };
 }
 
-function pullClient(target: ReturnType<typeof registryTarget>, opts: PushOptions): RegistryClient {
-  return new RegistryClient(target, { auth: opts.auth, signal: opts.signal, actions: ['pull'], tries: opts.tries, backoffMs: opts.backoffMs, limits: opts.limits });
+/** `host/repo` gets the tag nixdock-cache; a digest is refused (a cache is rewritten). */
+function cacheTarget(ref: string, insecure?: boolean): RegistryTarget {
+  const target = registryTarget(ref, insecure);
+  if (target.digest) throw cacheRefInvalid(ref);
+  return { ...target, tag: target.tag ?? CACHE_TAG };
+}
+
+/** The placed layers' rows, merged into the cache artifact's (those read from it before the push). */
+async function writeCache(client: RegistryClient, at: RegistryTarget, placed: Placed[], pushedTo: RegistryTarget, remote: RemoteLayers): Promise<number> {
+  const repository = `${pushedTo.registry}/${pushedTo.repository}`;
+  const rows = placed.flatMap(({ layer }): CacheRow[] => {
+    const blob = Object.values(layer.compressed)[0] ?? { codec: 'none' as const, digest: layer.diffId, size: layer.size };
+    return [{ recipe: layer.source.key, diffId: layer.diffId, size: layer.size, blob, repository }];
+  });
+  const existing = [...remote.cacheRows.entries()].find(([c]) => c.target.registry === at.registry && c.target.repository === at.repository)?.[1] ?? [];
+  return writeCacheRows(client, at.tag!, rows, existing);
+}
+
+/** One registry client per repository and access (pull, or pull+push), so each authenticates once. */
+class Clients {
+  private readonly byKey = new Map<string, RegistryClient>();
+
+  constructor(private readonly opts: PushOptions) {}
+
+  get(target: RegistryTarget, access: 'pull' | 'push' = 'pull'): RegistryClient {
+    const key = `${access} ${target.registry}/${target.repository}`;
+    let client = this.byKey.get(key);
+    if (!client) {
+      const { auth, signal, tries, backoffMs, limits, chunkSize } = this.opts;
+      client = new RegistryClient(target, { auth, signal, tries, backoffMs, limits, chunkSize, actions: access === 'push' ? ['pull', 'push'] : ['pull'] });
+      this.byKey.set(key, client);
+    }
+    return client;
+  }
 }
 
 class LayerPlacer {

@@ -1,7 +1,8 @@
 /**
  * What registries already hold for an image: the manifests at the push target and at every
  * cache-from reference, each layer paired with its diff_id (manifest `layers[i]` ↔ config
- * `rootfs.diff_ids[i]`) and, where nixdock pushed it, with its recipe key (RECIPE_ANNOTATION).
+ * `rootfs.diff_ids[i]`) and, where nixdock pushed it, with its recipe key (RECIPE_ANNOTATION);
+ * a cache-from reference may also name a cache artifact (cache-artifact.ts) of such rows.
  *
  * A pair is only the registry's claim. A registry (or a proxy, or a tool that rewrote a manifest)
  * can pair a diff_id with the wrong blob; building on such a pair would give an image whose
@@ -24,6 +25,7 @@ import { DigestStream, sha256 } from '../digest.js';
 import { MediaType, RECIPE_ANNOTATION } from '../image/manifest.js';
 import type { Codec, CompressedBlob, Descriptor, Digest, Platform } from '../types.js';
 import { RegistryClient } from './client.js';
+import { isCacheArtifact, readCacheRows, type CacheRow } from './cache-artifact.js';
 
 /** One claim of a registry: this diff_id is stored as this blob, in this repository. */
 export interface RemotePair {
@@ -48,20 +50,30 @@ const CODEC_OF: Record<string, Codec> = {
 const ACCEPT = [MediaType.ociManifest, MediaType.dockerManifest, MediaType.ociIndex, MediaType.dockerManifestList];
 
 interface ManifestDoc {
+  artifactType?: string;
   config?: Descriptor;
   layers?: Descriptor[];
   manifests?: Descriptor[];
 }
 
+/** Where to read: a client for the reference's repository, and a client for any `registry/repository` a cache row names. */
+export interface RemoteSource {
+  client: RegistryClient;
+  reference: string;
+  clientFor(repository: string): RegistryClient;
+}
+
 export class RemoteLayers {
   private readonly byRecipe = new Map<string, RemotePair[]>();
   private readonly byDiffId = new Map<Digest, RemotePair[]>();
+  /** The rows of cache artifacts read, kept so a cache written back to the same reference keeps them. */
+  readonly cacheRows = new Map<RegistryClient, CacheRow[]>();
 
-  /** Pairs of `codec` from the image at each reference; a reference with no image adds none. */
-  static async read(sources: Array<{ client: RegistryClient; reference: string }>, codec: Codec, platform: Platform): Promise<RemoteLayers> {
+  /** Pairs of `codec` from the image or cache artifact at each reference; a reference with neither adds none. */
+  static async read(sources: RemoteSource[], codec: Codec, platform: Platform): Promise<RemoteLayers> {
     const remote = new RemoteLayers();
-    for (const { client, reference } of sources) {
-      for (const pair of await readPairs(client, reference, platform)) {
+    for (const source of sources) {
+      for (const pair of await remote.readPairs(source, platform)) {
         if (pair.blob.codec === codec) remote.add(pair);
       }
     }
@@ -71,6 +83,30 @@ export class RemoteLayers {
   private add(pair: RemotePair): void {
     if (pair.recipe) push(this.byRecipe, pair.recipe, pair);
     push(this.byDiffId, pair.diffId, pair);
+  }
+
+  /** Repositories of `registry` that hold claimed blobs (what a push there can mount from). */
+  repositories(registry: string): string[] {
+    const found = new Set<string>();
+    for (const pairs of this.byDiffId.values()) {
+      for (const { client } of pairs) if (client.target.registry === registry) found.add(client.target.repository);
+    }
+    return [...found];
+  }
+
+  private async readPairs(source: RemoteSource, platform: Platform): Promise<RemotePair[]> {
+    const { client, reference } = source;
+    let doc = await readManifest(client, reference);
+    if (doc && isCacheArtifact(doc)) {
+      const rows = await readCacheRows(client, doc);
+      this.cacheRows.set(client, rows);
+      return rows.map((row) => ({ diffId: row.diffId, blob: row.blob, recipe: row.recipe, client: source.clientFor(row.repository) }));
+    }
+    if (doc?.manifests) {
+      const entry = doc.manifests.find((m) => m.platform?.architecture === platform.architecture && m.platform.os === platform.os);
+      doc = entry ? await readManifest(client, entry.digest) : undefined;
+    }
+    return doc ? imagePairs(client, doc) : [];
   }
 
   /** Claims for a layer: by its recipe, then by its diff_id when this machine knows it. */
@@ -89,14 +125,10 @@ function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
   else map.set(key, [value]);
 }
 
-async function readPairs(client: RegistryClient, reference: string, platform: Platform): Promise<RemotePair[]> {
-  let doc = await readManifest(client, reference);
-  if (doc?.manifests) {
-    const entry = doc.manifests.find((m) => m.platform?.architecture === platform.architecture && m.platform.os === platform.os);
-    doc = entry ? await readManifest(client, entry.digest) : undefined;
-  }
-  const layers = doc?.layers;
-  if (!doc?.config?.digest || !Array.isArray(layers)) return [];
+/** An image's pairs: manifest `layers[i]` with config `rootfs.diff_ids[i]`, and the recipe annotation. */
+async function imagePairs(client: RegistryClient, doc: ManifestDoc): Promise<RemotePair[]> {
+  const layers = doc.layers;
+  if (!doc.config?.digest || !Array.isArray(layers)) return [];
   const diffIds = (await readConfig(client, doc.config))?.rootfs?.diff_ids;
   if (!Array.isArray(diffIds) || diffIds.length !== layers.length) return [];
   return layers.flatMap((layer, i): RemotePair[] => {

@@ -131,4 +131,31 @@ describe('nixdock push from a fresh machine', { skip }, () => {
     assert.equal(pushed.manifestDigest, honest.manifestDigest, 'and the image is the honest one');
     assertPullsBackIntact(t, pushed.ref);
   });
+
+  test('--cache-to writes a cache artifact that a fresh machine pushing elsewhere reads: nothing tarred', async (t) => {
+    const project = freshProject(t, 'cache-to');
+    const cache = `${registry.host}/ci/cache`;
+    const first = nixdockJson<PushJson & { cacheRows: number }>(project, ['push', 'app', `${registry.host}/team/built:1`, '--cache-to', cache]);
+    assert.equal(first.cacheRows, first.blobs.length - 1, 'one row per layer');
+
+    // The artifact: its own media type, the empty config, one small JSON blob of rows.
+    const type = 'application/vnd.oci.image.manifest.v1+json';
+    const { json: artifact } = await registryJson(registry, 'ci/cache/manifests/nixdock-cache', type);
+    assert.equal(artifact.artifactType, 'application/vnd.nixdock.layer-cache.v1+json');
+    assert.equal(artifact.config.mediaType, 'application/vnd.oci.empty.v1+json');
+    assert.deepEqual(artifact.layers.map((l: { mediaType: string }) => l.mediaType), ['application/vnd.nixdock.layer-cache.v1+json']);
+    const { json: rows } = await registryJson(registry, `ci/cache/blobs/${artifact.layers[0].digest}`);
+    assert.equal(rows.rows.length, first.cacheRows);
+    assert.ok(rows.rows.every((r: { repository: string }) => r.repository === `${registry.host}/team/built`));
+
+    // Another machine, another repository, cache from the config: every layer mounted by recipe.
+    forget(project);
+    writeConfig(project, [{ name: 'app', contents: [{ nix: './app.nix' }], config: { Cmd: ['/bin/hello'] } }], { cache: { registry: cache } });
+    const other = nixdockJson<PushJson & { cacheRows: number }>(project, ['push', 'app', `${registry.host}/team/deployed:1`]);
+    assert.equal(other.manifestDigest, first.manifestDigest);
+    assert.equal(other.layersTarred, 0);
+    assert.equal(other.bytesUploaded, 0);
+    assert.ok(other.blobs.filter((b) => b.kind === 'layer').every((b) => b.action === 'mounted'));
+    assert.equal(other.cacheRows, first.cacheRows * 2, 'rows merge: the same recipes, now also in team/deployed');
+  });
 });
