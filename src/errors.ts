@@ -30,6 +30,8 @@ export type ErrorCode =
   | 'UNSAFE_ARCHIVE'
   | 'DAEMON'
   | 'ABORTED'
+  /** A wait with a time limit (`events --until-built --timeout`) ran out. */
+  | 'TIMEOUT'
   | 'DISK_FULL'
   | 'INTERNAL';
 
@@ -62,6 +64,8 @@ export const ExitCode = {
   BAD_INPUT: 2,
   /** A tool nixdock needs is missing (nix, podman …). */
   MISSING_TOOL: 3,
+  /** A wait ran out of time (as coreutils' timeout(1) exits). */
+  TIMED_OUT: 124,
   INTERRUPTED: 130,
 } as const;
 
@@ -91,6 +95,7 @@ export class NixdockError extends Error {
   get exitCode(): number {
     if (this.code === 'NIX_MISSING' || this.code === 'TOOL_MISSING') return ExitCode.MISSING_TOOL;
     if (this.code === 'ABORTED') return ExitCode.INTERRUPTED;
+    if (this.code === 'TIMEOUT') return ExitCode.TIMED_OUT;
     return BAD_INPUT_CODES.has(this.code) ? ExitCode.BAD_INPUT : ExitCode.BUILD_FAILED;
   }
 

@@ -6,6 +6,8 @@ import type { Command } from 'commander';
 import { Daemon } from '../daemon/daemon.js';
 import { describeMessage } from '../daemon/describe.js';
 import type { ServerMessage } from '../daemon/protocol.js';
+import { openInBrowser } from '../daemon/open.js';
+import { daemonInfoPath } from '../daemon/state-file.js';
 import { NixdockError } from '../errors.js';
 import { plainLine } from '../reporters/console.js';
 import { interruptSignal } from './shared.js';
@@ -15,6 +17,10 @@ export interface WatchOptions {
   host?: string;
   port?: number;
   json?: boolean;
+  /** Open the dashboard in the browser once listening. */
+  open?: boolean;
+  /** Replace the project's persistent daemon token. */
+  rotateToken?: boolean;
 }
 
 export function register(program: Command): void {
@@ -25,6 +31,8 @@ export function register(program: Command): void {
     .option('--host <address>', 'address to listen on (default: daemon.host of the config, 127.0.0.1)')
     .option('--port <port>', 'port to listen on; 0 picks a free one (default: daemon.port of the config, 7391)', parsePort)
     .option('--json', 'print one JSON object per line (events and daemon messages) on stdout')
+    .option('--open', 'open the dashboard in the browser ($BROWSER, else xdg-open / open)')
+    .option('--rotate-token', 'make a new daemon token (the token otherwise stays the same across restarts, so open dashboards reconnect)')
     .action(async (opts: WatchOptions) => {
       await watch(opts);
     });
@@ -48,13 +56,18 @@ export async function watch(opts: WatchOptions): Promise<void> {
       };
   const { signal, dispose } = interruptSignal();
   try {
-    const daemon = await Daemon.start({ cwd: process.cwd(), configFile: opts.config, host: opts.host, port: opts.port, onMessage: print });
+    const daemon = await Daemon.start({ cwd: process.cwd(), configFile: opts.config, host: opts.host, port: opts.port, rotateToken: opts.rotateToken, onMessage: print });
     daemon.bus.on((event) => print({ type: 'event', event }));
     const info = daemon.info!;
     if (opts.json) {
       process.stdout.write(JSON.stringify({ type: 'listening', url: info.url, dashboard: daemon.dashboardUrl(), wsUrl: info.wsUrl, pid: info.pid }) + '\n');
     } else {
       process.stdout.write(`nixdock daemon (pid ${info.pid}) watching ${daemon.images.length} image(s)\n  dashboard: ${daemon.dashboardUrl()}\n  events:    nixdock events\n`);
+    }
+    if (daemon.portNote) process.stderr.write(`nixdock watch: ${daemon.portNote} (written to ${daemonInfoPath(daemon.cacheDir)})\n`);
+    if (opts.open) {
+      const problem = await openInBrowser(daemon.dashboardUrl());
+      if (problem) process.stderr.write(`nixdock watch: --open: ${problem}\n`);
     }
     daemon.buildAll('startup');
     if (!signal.aborted) await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));

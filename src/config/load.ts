@@ -4,7 +4,7 @@
  * what to watch and can reload one spec file on its own (loadSpecFile).
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { basename, extname, join, relative, resolve, sep } from 'node:path';
+import { basename, dirname, extname, join, relative, resolve, sep } from 'node:path';
 import { cosmiconfig, type Loader } from 'cosmiconfig';
 import picomatch from 'picomatch';
 import { z } from 'zod';
@@ -90,6 +90,41 @@ async function findConfig(opts: LoadConfigOptions): Promise<{ filepath: string; 
     });
   }
   return { filepath: result.filepath, config: result.config };
+}
+
+/**
+ * The config file loadConfig would load, found without loading it (the search cosmiconfig does:
+ * upwards from cwd, stopping at the nearest package.json). For a daemon that starts on a broken
+ * config and waits for it to be fixed: it must know which file to watch.
+ */
+export function locateConfigFile(opts: LoadConfigOptions): string | undefined {
+  if (opts.configFile) return resolve(opts.cwd, opts.configFile);
+  for (let dir = resolve(opts.cwd); ; dir = dirname(dir)) {
+    for (const place of CONFIG_SEARCH_PLACES) {
+      const file = join(dir, place);
+      if (!statSync(file, { throwIfNoEntry: false })?.isFile()) continue;
+      if (place !== 'package.json' || hasNixdockKey(file)) return file;
+    }
+    if (statSync(join(dir, 'package.json'), { throwIfNoEntry: false }) || dirname(dir) === dir) return undefined;
+  }
+}
+
+/**
+ * The defaults of a project whose config does not load yet: no images, and the files to watch
+ * for the fix (the config file and the file the error points at, say a spec file).
+ */
+export function placeholderConfig(configFile: string, alsoWatch: string[] = []): ResolvedConfig {
+  const root = dirname(configFile);
+  const topLevel = normalizeTopLevel({}, root);
+  return { configFile, ...topLevel, images: [], dependencies: [...new Set([configFile, ...alsoWatch])] };
+}
+
+function hasNixdockKey(packageJson: string): boolean {
+  try {
+    return Object.hasOwn(JSON.parse(readFileSync(packageJson, 'utf8')) as object, 'nixdock');
+  } catch {
+    return false;
+  }
 }
 
 export interface LoadSpecOptions {

@@ -2,11 +2,12 @@
  * `nixdock watch` as a long-running object: config + index + scheduler + watcher + server,
  * wired through one event bus. The CLI command only parses flags, starts it and handles signals.
  */
-import { relative } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { relative, resolve } from 'node:path';
 import { buildImage } from '../build.js';
-import { loadConfig } from '../config/load.js';
+import { loadConfig, locateConfigFile, placeholderConfig } from '../config/load.js';
 import type { ImageSpec, ResolvedConfig } from '../config/types.js';
-import { NixdockError, toNixdockError } from '../errors.js';
+import { NixdockError, toNixdockError, type SerializedError } from '../errors.js';
 import { EventBus } from '../events.js';
 import { BuildCache } from '../cache/cache.js';
 import { collectGarbage } from '../cache/gc.js';
@@ -16,7 +17,8 @@ import { Scheduler } from './scheduler.js';
 import { DaemonServer } from './server.js';
 import { LiveState } from './state.js';
 import { acquireDaemonLock, type DaemonLock } from './lock.js';
-import { assertNoLiveDaemon, newToken, removeDaemonInfo, writeDaemonInfo, type DaemonInfo } from './state-file.js';
+import { loadIdentity, saveIdentity } from './identity.js';
+import { assertNoLiveDaemon, removeDaemonInfo, writeDaemonInfo, type DaemonInfo } from './state-file.js';
 import { ProjectWatcher, type ChangeSet } from './watcher.js';
 
 /** Same shape as buildImage; injectable so scheduler-level tests can use a stand-in. */
@@ -31,6 +33,8 @@ export interface DaemonOptions {
   pingIntervalMs?: number;
   slowClientBytes?: number;
   builder?: Builder;
+  /** A new token instead of the project's persistent one (`watch --rotate-token`). */
+  rotateToken?: boolean;
   /** Sees every non-event message the daemon broadcasts (change, config-error, config-reloaded, error). */
   onMessage?: (message: ServerMessage) => void;
 }
@@ -43,6 +47,9 @@ export class Daemon {
   private watcher?: ProjectWatcher;
   private reloading: Promise<void> = Promise.resolve();
   private gcPending?: Promise<void>;
+  private changesInFlight = 0;
+  /** Until the startup build is queued, the last build in the history may predate the files. */
+  private startupQueued = false;
   private stopped?: Promise<void>;
   /** Held from start to stop: no second daemon on this project (./lock.ts). */
   private lock?: DaemonLock;
@@ -70,7 +77,7 @@ export class Daemon {
 
   /** Loads the config, refuses a second daemon, listens, writes daemon.json and starts watching. */
   static async start(options: DaemonOptions): Promise<Daemon> {
-    const config = withOverrides(await loadConfig({ cwd: options.cwd, configFile: options.configFile }), options);
+    const { config, error } = await loadForStart(options);
     await assertNoLiveDaemon(config.cacheDir);
     const lock = acquireDaemonLock(config.cacheDir);
     let index: BuildCache;
@@ -84,6 +91,10 @@ export class Daemon {
     daemon.lock = lock;
     try {
       await daemon.listen();
+      if (error) {
+        daemon.live.configError = error;
+        daemon.publish({ type: 'config-error', error });
+      }
       daemon.watcher = await ProjectWatcher.start(config, {
         onChange: (change) => daemon.onChange(change),
         onError: (err) => daemon.broadcastError(new NixdockError('DAEMON', `File watching failed: ${err.message}`, { cause: err })),
@@ -95,12 +106,17 @@ export class Daemon {
     return daemon;
   }
 
+  get cacheDir(): string {
+    return this.config.cacheDir;
+  }
+
   get images(): string[] {
     return this.config.images.map((i) => i.name);
   }
 
   /** Queues a build of every image (the startup build). */
   buildAll(reason: string): void {
+    this.startupQueued = true;
     for (const image of this.images) this.scheduler.request(image, reason);
   }
 
@@ -127,28 +143,49 @@ export class Daemon {
     return this.stopped;
   }
 
+  /**
+   * Listens on the configured port; when it is taken (another project's daemon), on the port this
+   * project's daemon had last time, else on a free one. The token and the port are kept for the
+   * next start (see ./identity.ts), so open dashboards reconnect after a restart.
+   */
   private async listen(): Promise<void> {
-    const token = newToken();
+    const identity = loadIdentity(this.config.cacheDir, this.options.rotateToken);
+    const { token } = identity;
     const { host, port } = this.config.daemon;
-    this.server = new DaemonServer({
-      host, port, token,
-      pingIntervalMs: this.options.pingIntervalMs,
-      slowClientBytes: this.options.slowClientBytes,
-      handlers: {
-        greeting: () => this.greeting(),
-        snapshot: () => this.snapshot(),
-        request: (message) => this.answer(message),
-      },
-    });
-    const address = await this.server.listen();
+    const candidates = [...new Set([port, identity.port ?? 0, 0].filter((p, i, all) => p !== 0 || i === all.length - 1))];
+    let address: AddressInfo | undefined;
+    for (const candidate of candidates) {
+      const server = new DaemonServer({
+        host, port: candidate, token,
+        pingIntervalMs: this.options.pingIntervalMs,
+        slowClientBytes: this.options.slowClientBytes,
+        handlers: {
+          greeting: () => this.greeting(),
+          snapshot: () => this.snapshot(),
+          request: (message) => this.answer(message),
+        },
+      });
+      try {
+        address = await server.listen();
+        this.server = server;
+        break;
+      } catch (err) {
+        if (candidate === 0 || (err as NixdockError).found !== 'EADDRINUSE') throw err;
+      }
+    }
     const urlHost = host.includes(':') ? `[${host}]` : host;
-    const base = `${urlHost}:${address.port}`;
+    const base = `${urlHost}:${address!.port}`;
     this.info = {
-      pid: process.pid, host, port: address.port, url: `http://${base}/`, wsUrl: `ws://${base}/ws`, token,
+      pid: process.pid, host, port: address!.port, url: `http://${base}/`, wsUrl: `ws://${base}/ws`, token,
       protocol: PROTOCOL_VERSION, startedAt: Date.now(),
     };
+    if (port !== 0 && address!.port !== port) this.portNote = `port ${port} is in use; listening on ${address!.port} instead`;
+    saveIdentity(this.config.cacheDir, { token, port: address!.port });
     writeDaemonInfo(this.config.cacheDir, this.info);
   }
+
+  /** Why the daemon listens elsewhere than configured, for `watch` to print; undefined when it does not. */
+  portNote?: string;
 
   /** The dashboard URL with the token in the fragment (never sent to any server). */
   dashboardUrl(): string {
@@ -181,7 +218,7 @@ export class Daemon {
       lastBuild: (image) => toMessage(this.index.lastBuild(image)),
       history: () => [],
     });
-    return { type: 'snapshot', images, ...(this.live.configError && { configError: this.live.configError }) };
+    return { type: 'snapshot', images, changesPending: this.changesPending(), ...(this.live.configError && { configError: this.live.configError }) };
   }
 
   private answer(message: ClientMessage): ServerMessage | undefined {
@@ -200,12 +237,22 @@ export class Daemon {
   private onChange(change: ChangeSet): void {
     this.publish({ type: 'change', files: change.files, images: change.images, config: change.config });
     const reason = `changed: ${change.files.map((f) => relative(this.config.root, f) || f).join(', ')}`;
+    this.changesInFlight++;
     this.reloading = this.reloading.then(async () => {
-      const fromConfig = change.config ? await this.reload() : [];
-      for (const image of new Set([...fromConfig, ...change.images])) {
-        if (this.images.includes(image) && !this.stopped) this.scheduler.request(image, reason);
+      try {
+        const fromConfig = change.config ? await this.reload() : [];
+        for (const image of new Set([...fromConfig, ...change.images])) {
+          if (this.images.includes(image) && !this.stopped) this.scheduler.request(image, reason);
+        }
+      } finally {
+        this.changesInFlight--;
       }
     });
+  }
+
+  /** Changes seen whose builds are not queued yet: a snapshot that says "idle" would be stale. */
+  private changesPending(): boolean {
+    return !this.startupQueued || this.changesInFlight > 0 || this.watcher?.hasPendingChanges() === true;
   }
 
   /**
@@ -260,6 +307,23 @@ export class Daemon {
   private publish(message: ServerMessage): void {
     this.server?.broadcast(message);
     this.options.onMessage?.(message);
+  }
+}
+
+/**
+ * The config, or — when it exists but does not load — a placeholder without images that watches
+ * the broken files: the daemon then starts, reports the error and builds once a save fixes it,
+ * as a broken edit while running keeps the last good config. No config file at all still fails.
+ */
+async function loadForStart(options: DaemonOptions): Promise<{ config: ResolvedConfig; error?: SerializedError }> {
+  try {
+    return { config: withOverrides(await loadConfig({ cwd: options.cwd, configFile: options.configFile }), options) };
+  } catch (err) {
+    const error = toNixdockError(err);
+    const configFile = error.code === 'CONFIG_NOT_FOUND' ? undefined : locateConfigFile({ cwd: options.cwd, configFile: options.configFile });
+    if (!configFile) throw err;
+    const broken = error.location?.file ? [resolve(options.cwd, error.location.file)] : [];
+    return { config: withOverrides(placeholderConfig(configFile, broken), options), error: error.toJSON() };
   }
 }
 

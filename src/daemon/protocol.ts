@@ -78,7 +78,8 @@ export interface ImageSnapshot {
 
 export type ServerMessage =
   | { type: 'hello'; protocol: number; version: string; pid: number; root: string; configFile: string; images: string[] }
-  | { type: 'snapshot'; images: ImageSnapshot[]; configError?: SerializedError }
+  /** changesPending: files changed and the builds they cause are not queued yet (the states are about to change). */
+  | { type: 'snapshot'; images: ImageSnapshot[]; changesPending?: boolean; configError?: SerializedError }
   | { type: 'event'; event: BuildEvent }
   /** Files changed (after debouncing) and which images that affects. */
   | { type: 'change'; files: string[]; images: string[]; config: boolean }

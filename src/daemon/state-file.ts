@@ -2,7 +2,6 @@
  * <cacheDir>/daemon.json: how clients find a running daemon (url, token) and how a second daemon
  * on the same project notices the first. Written 0600 because the token inside grants control.
  */
-import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -24,10 +23,6 @@ export interface DaemonInfo {
 
 export function daemonInfoPath(cacheDir: string): string {
   return join(cacheDir, 'daemon.json');
-}
-
-export function newToken(): string {
-  return randomBytes(24).toString('base64url');
 }
 
 /** Atomic write (temp file + rename), readable only by the owner. */

@@ -141,6 +141,11 @@ export class ProjectWatcher {
     if (extra.length > 0) this.fsWatcher.add(extra);
   }
 
+  /** A file that concerns an image changed and the quiet period has not ended yet. */
+  hasPendingChanges(): boolean {
+    return [...this.pending].some((file) => classify(this.targets, this.config.root, file) !== undefined);
+  }
+
   async close(): Promise<void> {
     clearTimeout(this.timer);
     this.pending.clear();

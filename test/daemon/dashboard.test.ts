@@ -79,3 +79,22 @@ test('a page opened without a token says how to get one', { skip }, async () => 
   await page.locator('#conn', { hasText: 'no token' }).waitFor();
   assert.match((await page.locator('#empty').textContent())!, /#token=/);
 });
+
+test('an open dashboard reconnects after the daemon restarts, and a new tab needs no #token', { skip }, async () => {
+  const context = await browser!.newContext();
+  const page = await context.newPage();
+  await page.goto(`${daemon.info.url}#token=${daemon.info.token}`);
+  await page.locator('#conn', { hasText: 'live' }).waitFor();
+
+  await daemon.stop();
+  await page.locator('#conn', { hasText: 'reconnecting' }).waitFor();
+  daemon = await startDaemon(project);
+  assert.equal(new URL(daemon.info.url).port, new URL(page.url()).port, 'the restarted daemon listens where the tab looks');
+  await page.locator('#conn', { hasText: 'live' }).waitFor({ timeout: 30_000 });
+  await page.locator('article.image[data-image="app"] .name').waitFor();
+
+  const tab = await context.newPage();
+  await tab.goto(daemon.info.url);
+  await tab.locator('#conn', { hasText: 'live' }).waitFor();
+  await context.close();
+});

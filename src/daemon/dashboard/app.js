@@ -8,15 +8,18 @@ const TOKEN_KEY = 'nixdock.token';
 const images = new Map(); // name → { snap, history, liveLayers, queued, dom, chart, chartKey }
 let socket;
 let retryMs = 500;
+let refusals = 0;
 
-// ─── token: from #token=… (printed by `nixdock watch`), kept for reloads, hidden from the address bar
+// ─── token: from #token=… (printed by `nixdock watch`), hidden from the address bar and kept in
+// localStorage (per origin, so per daemon port): the token stays the same across daemon restarts,
+// so a reload, a new tab without #token=… and a restarted daemon all work without the URL again.
 function token() {
   const fromHash = new URLSearchParams(location.hash.slice(1)).get('token');
   if (fromHash) {
-    sessionStorage.setItem(TOKEN_KEY, fromHash);
+    localStorage.setItem(TOKEN_KEY, fromHash);
     history.replaceState(null, '', location.pathname);
   }
-  return sessionStorage.getItem(TOKEN_KEY);
+  return localStorage.getItem(TOKEN_KEY);
 }
 
 // ─── formatting
@@ -309,12 +312,15 @@ function connect() {
     return;
   }
   socket = new WebSocket(`ws://${location.host}/ws`, ['nixdock.v1', `nixdock.token.${t}`]);
-  socket.addEventListener('open', () => { retryMs = 500; setConn('open', 'live'); });
+  let opened = false;
+  socket.addEventListener('open', () => { opened = true; refusals = 0; retryMs = 500; setConn('open', 'live'); });
   socket.addEventListener('message', (m) => {
     try { onMessage(JSON.parse(m.data)); } catch (err) { console.error('bad message', err); }
   });
   socket.addEventListener('close', () => {
-    setConn('closed', 'reconnecting…');
+    // Several refusals in a row while the port answers: most likely a rotated token (`watch --rotate-token`).
+    if (!opened) refusals++;
+    setConn('closed', refusals >= 3 ? 'reconnecting… (if the daemon restarted with a new token, open the URL `nixdock watch` printed)' : 'reconnecting…');
     setTimeout(connect, retryMs);
     retryMs = Math.min(retryMs * 2, 5000);
   });
