@@ -10,7 +10,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { access, constants, mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Transform, pipeline, type Readable, type Writable } from 'node:stream';
 import type { ImageSpec, ResolvedConfig } from './config/types.js';
 import { NixdockError, toNixdockError } from './errors.js';
@@ -19,6 +19,7 @@ import { buildImageConfig, assembleImage } from './image/config.js';
 import type { BuildCache } from './cache/cache.js';
 import { hashLayer } from './layer/hash.js';
 import { customisationLayerSource } from './layer/customisation-layer.js';
+import { runAsRootLayer } from './layer/run-as-root.js';
 import { storeLayerSource } from './layer/store-layer.js';
 import { readNixpkgsConf, toEpochSeconds } from './nixpkgs.js';
 import { writeDockerArchiveFile, writeDockerArchiveFileOnce, streamDockerArchive, type HybridImage } from './formats/docker-archive/write.js';
@@ -149,12 +150,13 @@ export async function planImage(spec: ImageSpec, ctx: BuildContext, run?: BuildR
   const base = spec.fromImage ? await readBaseImage(spec.fromImage, { cacheDir: ctx.config.cacheDir, signal: ctx.signal, platform, pull: registryPull }) : undefined;
   const baseLayers = base?.layers ?? [];
 
-  const storeBudget = spec.maxLayers - baseLayers.length - 1;
+  const ownLayers = spec.runAsRoot !== undefined ? 2 : 1; // the customisation layer, and runAsRoot's
+  const storeBudget = spec.maxLayers - baseLayers.length - ownLayers;
   if (storeBudget < 1 && resolved.closure.paths.size > 0) {
     throw new NixdockError('INPUT_INVALID', `maxLayers ${spec.maxLayers} leaves no room for store layers`, {
       location: { file: spec.source.file, field: specField(spec, 'maxLayers') },
-      found: `${baseLayers.length} base layer(s) + 1 customisation layer`,
-      expected: `maxLayers ≥ ${baseLayers.length + 2}`,
+      found: `${baseLayers.length} base layer(s) + ${ownLayers === 2 ? 'the customisation and runAsRoot layers' : '1 customisation layer'}`,
+      expected: `maxLayers ≥ ${baseLayers.length + ownLayers + 1}`,
       hint: 'Raise maxLayers (up to 127) or use a base image with fewer layers.',
     });
   }
@@ -183,18 +185,32 @@ export async function planImage(spec: ImageSpec, ctx: BuildContext, run?: BuildR
   const storeSources = groups.map((group) =>
     storeLayerSource({ paths: group.paths, settings, storeDir: store.storeDir, physicalPath }),
   );
-  run?.emitPlanned(closure, storeSources.length + baseLayers.length + 1);
+  const runAsRoot = spec.runAsRoot === undefined ? undefined : await runAsRootLayer({
+    script: spec.runAsRoot,
+    lower: [...baseLayers, customisation],
+    storeDir: store.storeDir,
+    physicalStoreDir: dirname(physicalPath(`${store.storeDir}/${'0'.repeat(32)}-x`)),
+    mtime: settings.mtime,
+    tmpDir: join(ctx.config.cacheDir, 'tmp'),
+  }).catch(async (err) => {
+    await customisation.dispose();
+    throw err;
+  });
+  const own = runAsRoot ? [customisation, runAsRoot] : [customisation];
+  run?.emitPlanned(closure, storeSources.length + baseLayers.length + own.length);
   return {
     name: spec.name,
     tag: spec.tag,
-    sources: [...baseLayers, ...storeSources, customisation],
+    sources: [...baseLayers, ...storeSources, ...own],
     created: resolveTime(spec.created),
     architecture: spec.architecture,
     variant: spec.variant,
     config: base ? mergeBaseConfig(base.config, spec.config) : spec.config,
     baseHistory: base?.config.history ?? [],
     codec: spec.compression,
-    dispose: () => customisation.dispose(),
+    dispose: async () => {
+      await Promise.all(own.map((layer) => layer.dispose()));
+    },
   };
 }
 

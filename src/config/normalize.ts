@@ -50,6 +50,7 @@ export function normalizeImage(input: ImageSpecInput, ctx: SpecContext): ImageSp
     ...withVariant(architecture, input.variant, ctx),
     ...(input.extraCommands !== undefined && { extraCommands: input.extraCommands }),
     ...(input.fakeRootCommands !== undefined && { fakeRootCommands: input.fakeRootCommands }),
+    ...(input.runAsRoot !== undefined && { runAsRoot: input.runAsRoot }),
     users: input.users ?? [],
     groups: input.groups ?? [],
     ...(input.binSh !== undefined && { binSh: input.binSh }),

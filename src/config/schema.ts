@@ -201,6 +201,7 @@ export const imageSpecSchema = z
     architecture: z.enum(ARCHITECTURES).optional().describe('OCI architecture. Default: the host\'s'),
     variant: z.string().optional().describe('OCI architecture variant: v8 for arm64 (default), v5/v6/v7 for arm (default v7), v1..v4 for amd64'),
     extraCommands: z.string().optional().describe('dockerTools extraCommands: bash (set -euo pipefail) run in the customisation tree (cwd /build/root) before it is packed, in a bubblewrap sandbox: store read-only, nothing outside the tree writable, a builder\'s clean environment. Store paths it writes into the tree join the closure'),
+    runAsRoot: z.string().optional().describe('dockerTools runAsRoot: a script run as root with /bin/sh -e, chrooted into the image (base layers + contents, the store read-only), in a bubblewrap sandbox (user namespace, no network); what it changes becomes one more layer, deletions as OCI whiteouts. Needs /bin/sh in the image'),
     fakeRootCommands: z.string().optional().describe('dockerTools fakeRootCommands: bash run after extraCommands under fakeroot, in the same sandbox; its chown/chmod/mknod effects are recorded in the customisation layer\'s headers (needs the fakeroot package)'),
     perms: z
       .array(

@@ -75,6 +75,8 @@ export interface ImageSpec {
   variant?: string;
   /** bash run in the customisation tree, sandboxed, before it is packed (dockerTools extraCommands). */
   extraCommands?: string;
+  /** Run as root chrooted into the image (base + contents, store read-only); its changes become one more layer. */
+  runAsRoot?: string;
   /** bash run after extraCommands under fakeroot; its chown/chmod/mknod land in the layer headers. */
   fakeRootCommands?: string;
   /** Owners and modes of customisation layer paths; applied last. */

@@ -22,7 +22,7 @@ const STDERR_TAIL_BYTES = 16 * 1024;
 /** Host top-level directories the sandbox replaces with its own. */
 const REPLACED = new Set(['proc', 'dev', 'tmp', 'build', 'sys']);
 
-export type ScriptField = 'extraCommands' | 'fakeRootCommands';
+export type ScriptField = 'extraCommands' | 'fakeRootCommands' | 'runAsRoot';
 
 export interface SandboxScript {
   field: ScriptField;
@@ -110,13 +110,13 @@ export function findExecutable(name: string, path: string): string | undefined {
   return undefined;
 }
 
-interface ExitStatus {
+export interface ExitStatus {
   code: number | null;
   signal: string | null;
   stderr: string;
 }
 
-async function spawnCollecting(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<ExitStatus> {
+export async function spawnCollecting(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<ExitStatus> {
   const child = spawn(command, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = Buffer.alloc(0);
   child.stderr.on('data', (chunk: Buffer) => {
@@ -128,13 +128,15 @@ async function spawnCollecting(command: string, args: string[], env: NodeJS.Proc
   });
 }
 
-function scriptFailed(field: ScriptField, { code, signal, stderr }: ExitStatus): NixdockError {
+export function scriptFailed(field: ScriptField, { code, signal, stderr }: ExitStatus): NixdockError {
   const status = code !== null ? `exit status ${code}` : `killed by ${signal}`;
   return new NixdockError('LAYER_BUILD', `${field} failed (${status})${stderr ? `:\n${stderr}` : ''}`, {
     location: { field },
     found: stderr || `${status} with no error output`,
-    expected: 'a bash script that exits 0',
-    hint: `${field} runs as \`set -euo pipefail\` bash in the image root being built (paths are relative to it, the store is read-only, nothing outside it is writable); fix the failing command.`,
+    expected: 'a script that exits 0',
+    hint: field === 'runAsRoot'
+      ? 'runAsRoot runs as root with `/bin/sh -e` chrooted into the image (base layers + contents; the store read-only); fix the failing command.'
+      : `${field} runs as \`set -euo pipefail\` bash in the image root being built (paths are relative to it, the store is read-only, nothing outside it is writable); fix the failing command.`,
   });
 }
 
@@ -144,7 +146,7 @@ const TOOL_PURPOSE = {
   fakeroot: 'fakeroot, which records the chown/chmod/mknod of fakeRootCommands for the layer',
 };
 
-function missingTool(field: ScriptField, tool: keyof typeof TOOL_PURPOSE): NixdockError {
+export function missingTool(field: ScriptField, tool: keyof typeof TOOL_PURPOSE): NixdockError {
   const pkg = tool === 'bwrap' ? 'bubblewrap' : tool;
   return new NixdockError('TOOL_MISSING', `${field} needs \`${tool}\`, which is not on PATH`, {
     location: { field },

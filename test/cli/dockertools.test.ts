@@ -5,11 +5,11 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { tempProject } from '../config/project.js';
-import { BUSYBOX, drv, nixBuild } from '../helpers/nix.js';
+import { BUSYBOX, NIX_ENV, drv, nixBuild } from '../helpers/nix.js';
 import { missingTools } from '../helpers/tools.js';
 import { RUN_FLAGS, podman, tempDir } from '../output/fixtures.js';
 import { nixdock, nixdockOk, nixdockToFile, snapshot } from './helpers.js';
@@ -169,4 +169,74 @@ test('users, binSh, usrBinEnv, caCertificates and tmp: a non-root user by name, 
   assert.deepEqual(unpackedOwners(t, dir, tag, ['home/alice', 'root', 'tmp', 'etc/shadow', 'etc/passwd']), {
     'home/alice': '0755 1000:1000', root: '0755 0:0', tmp: '1777 0:0', 'etc/shadow': '0600 0:0', 'etc/passwd': '0644 0:0',
   });
+});
+
+/** NIX_ENV with PATH rebuilt from links to every program but `hidden`. */
+function envWithout(t: Parameters<typeof tempDir>[0], hidden: string): NodeJS.ProcessEnv {
+  const linked = tempDir(t, 'nixdock-path-');
+  for (const dir of (process.env.PATH ?? '').split(':').filter(Boolean)) {
+    let names: string[] = [];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      continue;
+    }
+    for (const name of names) if (name !== hidden && !existsSync(join(linked, name))) symlinkSync(join(dir, name), join(linked, name));
+  }
+  return { ...NIX_ENV, PATH: linked };
+}
+
+/** A project with a base image (busybox + /etc/base-file, tag base) and `app` built on it with runAsRoot. */
+function runAsRootProject(t: Parameters<typeof tempProject>[0], runAsRoot: string): string {
+  const { busybox } = fixtures();
+  return tempProject(t, {
+    'nixdock.config.json': {
+      formats: ['oci', 'docker-archive'],
+      images: [
+        { name: 'base', tag: 'base', contents: [busybox, './rootfs'] },
+        { name: 'app', tag: 'app', fromImage: 'oci:./out/oci:base', contents: [busybox], runAsRoot, config: { Cmd: ['/bin/sh', '-c', 'cat /etc/base-file 2>/dev/null || echo base-file-gone; ls -lnd /var/lib/svc; cat /hello'] } },
+      ],
+    },
+    'rootfs/etc/base-file': 'from-base\n',
+  });
+}
+
+const RUN_AS_ROOT = 'rm /etc/base-file; mkdir -p /var/lib/svc; chown 1000:1000 /var/lib/svc; echo hi > /hello';
+
+test('runAsRoot over a base image: its deletion is a whiteout podman honours, its chown and files are one more layer, and it is reproducible', { skip: missingTools([NIX, BWRAP, ...PODMAN]) }, (t) => {
+  const dir = runAsRootProject(t, RUN_AS_ROOT);
+  nixdockOk(dir, ['build', 'base']);
+  const layersOf = () => (JSON.parse(nixdockOk(dir, ['build', 'app', '--json']).stdout) as { images: Array<{ layers: Array<{ diffId: string }> }> }).images[0]!.layers.map((l) => l.diffId);
+  const first = layersOf();
+  const output = runImage(t, join(dir, 'out', 'app.tar'), []);
+  assert.match(output, /^base-file-gone$/m);
+  if (process.getuid?.() === 0) assert.match(output, /^drwxr-xr-x +\d+ 1000 +1000 .*\/var\/lib\/svc$/m);
+  assert.match(output, /^hi$/m);
+  rmSync(join(dir, '.nixdock'), { recursive: true, force: true });
+  assert.deepEqual(layersOf(), first, 'the same config built again from a cold cache gives the same layers');
+});
+
+test('a failing runAsRoot fails the build with exit 1 and leaves the previous outputs intact', { skip: missingTools([NIX, BWRAP]) }, (t) => {
+  const dir = runAsRootProject(t, 'echo fine > /ok');
+  nixdockOk(dir, ['build']);
+  const before = snapshot(join(dir, 'out'));
+  const config = join(dir, 'nixdock.config.json');
+  const spec = JSON.parse(readFileSync(config, 'utf8'));
+  spec.images[1].runAsRoot = 'echo about to fail >&2; false; echo not reached > /x';
+  writeFileSync(config, JSON.stringify(spec));
+  const run = nixdock(dir, ['build', 'app']);
+  assert.equal(run.status, 1, run.stderr);
+  assert.match(run.stderr, /error\[LAYER_BUILD\]: runAsRoot failed \(exit status 1\)/);
+  assert.match(run.stderr, /about to fail/);
+  assert.deepEqual(snapshot(join(dir, 'out')), before);
+});
+
+test('runAsRoot without bubblewrap on PATH: TOOL_MISSING (exit 3) naming it', { skip: missingTools([NIX]) }, (t) => {
+  const dir = runAsRootProject(t, 'true');
+  const run = nixdock(dir, ['build', 'base'], envWithout(t, 'bwrap'));
+  assert.equal(run.status, 0, run.stderr);
+  const failed = nixdock(dir, ['build', 'app'], envWithout(t, 'bwrap'));
+  assert.equal(failed.status, 3, failed.stderr);
+  assert.match(failed.stderr, /error\[TOOL_MISSING\]: runAsRoot needs `bwrap`/);
+  assert.match(failed.stderr, /bubblewrap/);
 });

@@ -1,0 +1,240 @@
+/**
+ * dockerTools' runAsRoot without a VM: the script runs as root, chrooted into the image's
+ * filesystem (base layers + the customisation layer, extracted into a private directory) with the
+ * store mounted read-only at its place, and what it changed becomes one layer on top.
+ *
+ * How (measured simplest and robust here): copy-diff instead of overlayfs. The lower layers are
+ * flattened (export.ts, whiteouts applied) and extracted with GNU tar, every path's lstat is
+ * recorded, bubblewrap runs the script with that directory as `/`, and the paths whose lstat
+ * changed (or that appeared) are the layer's entries; paths that vanished become OCI whiteouts
+ * (`.wh.NAME`). overlayfs would need the kernel to allow it in a user namespace and leaves
+ * whiteouts as 0/0 device nodes to translate; the copy costs one extraction of the lower tree.
+ *
+ * Privileges: as host root the script runs without a user namespace but with only the
+ * capabilities a package script needs (chown, fowner, dac_override, fsetid, mknod, setuid/gid),
+ * so `chown 1000 …` is real and read back from lstat. Unprivileged it runs as uid 0 of a user
+ * namespace mapped to the caller: files it creates are root's in the image, and `chown` to other
+ * ids fails (EINVAL) — use `perms` for those.
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream, lstatSync, mkdirSync, readdirSync, readlinkSync, writeFileSync, type BigIntStats } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { NixdockError } from '../errors.js';
+import { exportImage, type ExportLayer } from '../export.js';
+import type { EntryOwner } from '../tar/header.js';
+import { tarSize, writeTar } from '../tar/layer-tar.js';
+import { compareCodePoints, type TarEntry, type TreeRoot } from '../tar/walk.js';
+import type { Digest } from '../types.js';
+import { withTempFile, writeNewFile } from '../util/atomic.js';
+import type { CustomisationLayerSource } from './customisation-layer.js';
+import { findExecutable, missingTool, scriptFailed, spawnCollecting } from './sandbox.js';
+import { removeTree } from './stage-tree.js';
+
+export const RUN_AS_ROOT_LAYER_FORMAT = 'nixdock-run-as-root-layer/1';
+const CAPABILITIES = ['CAP_CHOWN', 'CAP_FOWNER', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_MKNOD', 'CAP_SETUID', 'CAP_SETGID'];
+
+export interface RunAsRootOptions {
+  script: string;
+  /** The layers below, in order (base layers, then the customisation layer). */
+  lower: ExportLayer[];
+  storeDir: string;
+  physicalStoreDir: string;
+  /** mtime of every entry, and SOURCE_DATE_EPOCH. */
+  mtime: number;
+  tmpDir: string;
+  /** PATH searched for bwrap and tar; default process.env.PATH. */
+  path?: string;
+}
+
+/** One lstat, reduced to what says "changed". */
+type Signature = string;
+
+export async function runAsRootLayer(opts: RunAsRootOptions): Promise<CustomisationLayerSource> {
+  const path = opts.path ?? process.env.PATH ?? '/usr/bin:/bin';
+  const bwrap = findExecutable('bwrap', path);
+  if (!bwrap) throw missingTool('runAsRoot', 'bwrap');
+  await mkdir(opts.tmpDir, { recursive: true });
+  const workDir = await mkdtemp(join(opts.tmpDir, 'nixdock-run-as-root-'));
+  const root = join(workDir, 'root');
+  try {
+    mkdirSync(root);
+    await extractLower(opts.lower, root);
+    prepareMountPoints(root, opts.storeDir);
+    const before = signatures(root);
+    await runScript(bwrap, root, opts);
+    const tarPath = join(workDir, 'layer.tar');
+    const { diffId, size } = await packChanges(root, before, join(workDir, 'whiteouts'), tarPath, opts.mtime);
+    await removeTree(root);
+    return {
+      kind: 'customisation',
+      key: createHash('sha256').update(`${RUN_AS_ROOT_LAYER_FORMAT}\n${diffId}`).digest('hex'),
+      storePaths: [],
+      references: [],
+      description: 'runAsRoot',
+      diffId,
+      size: async () => size,
+      open: () => createReadStream(tarPath),
+      dispose: () => rm(workDir, { recursive: true, force: true }),
+    };
+  } catch (err) {
+    await removeTree(workDir);
+    throw err;
+  }
+}
+
+/** The lower layers flattened (whiteouts applied) and extracted by GNU tar, owners kept when we can. */
+async function extractLower(layers: ExportLayer[], root: string): Promise<void> {
+  const asRoot = process.getuid?.() === 0;
+  const tar = spawn('tar', ['-x', '-C', root, '--numeric-owner', '-p', asRoot ? '--same-owner' : '--no-same-owner'], { stdio: ['pipe', 'ignore', 'pipe'] });
+  let stderr = '';
+  tar.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+  const input = new PassThrough();
+  input.pipe(tar.stdin);
+  const done = new Promise<number | null>((resolve, reject) => {
+    tar.on('error', reject);
+    tar.on('close', resolve);
+  });
+  await exportImage(layers, input);
+  const code = await done;
+  if (code !== 0) throw new NixdockError('LAYER_BUILD', `runAsRoot: extracting the image below it failed: ${stderr.trim()}`, { location: { field: 'runAsRoot' }, found: stderr.trim() });
+}
+
+/** Where bwrap mounts /proc, /dev and the store: made before the snapshot so they are no change. */
+function prepareMountPoints(root: string, storeDir: string): void {
+  for (const dir of ['proc', 'dev', storeDir.replace(/^\/+/, '')]) mkdirSync(join(root, dir), { recursive: true });
+}
+
+async function runScript(bwrap: string, root: string, opts: RunAsRootOptions): Promise<void> {
+  const asRoot = process.getuid?.() === 0;
+  const privileges = asRoot ? ['--cap-drop', 'ALL', ...CAPABILITIES.flatMap((cap) => ['--cap-add', cap])] : ['--unshare-user', '--uid', '0', '--gid', '0'];
+  const args = [
+    ...privileges, '--unshare-pid', '--unshare-net', '--unshare-ipc', '--unshare-uts', '--die-with-parent', '--new-session',
+    '--bind', root, '/', '--ro-bind', opts.physicalStoreDir, opts.storeDir, '--proc', '/proc', '--dev', '/dev', '--chdir', '/',
+    '--', '/bin/sh', '-e', '-c', `umask 022\n${opts.script}`,
+  ];
+  const env = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', TZ: 'UTC', SOURCE_DATE_EPOCH: String(opts.mtime) };
+  const shell = lstatSync(join(root, 'bin', 'sh'), { throwIfNoEntry: false });
+  if (!shell) throw noShell();
+  const status = await spawnCollecting(bwrap, args, env);
+  if (status.code === 0) return;
+  // bwrap's own failures (no user namespaces, no capabilities) say "bwrap: …" before the script ran.
+  if (/^bwrap: /m.test(status.stderr) && status.code === 1) throw noNamespaces(status.stderr);
+  throw scriptFailed('runAsRoot', status);
+}
+
+/** Everything below root by relative name, with what a change alters (type, mode, owner, size, times, inode, target). */
+function signatures(root: string): Map<string, Signature> {
+  const out = new Map<string, Signature>();
+  const visit = (rel: string): void => {
+    for (const name of readdirSync(join(root, rel))) {
+      const child = rel ? `${rel}/${name}` : name;
+      const stats = lstatSync(join(root, child), { bigint: true });
+      out.set(child, signature(stats, join(root, child)));
+      if (stats.isDirectory()) visit(child);
+    }
+  };
+  visit('');
+  return out;
+}
+
+function signature(stats: BigIntStats, physical: string): Signature {
+  const link = stats.isSymbolicLink() ? readlinkSync(physical) : '';
+  return [stats.mode, stats.uid, stats.gid, stats.size, stats.mtimeNs, stats.ctimeNs, stats.ino, stats.rdev, link].join(':');
+}
+
+/**
+ * The layer: changed and new paths (with their parent directories, so every entry has its
+ * directory above it) and a whiteout for each vanished path whose parent survived, in walk order.
+ */
+async function packChanges(root: string, before: Map<string, Signature>, whiteoutDir: string, tarPath: string, mtime: number): Promise<{ diffId: Digest; size: number }> {
+  const tree: TreeRoot = { nameRoot: '', physicalRoot: root };
+  const whiteouts: TreeRoot = { nameRoot: '', physicalRoot: whiteoutDir };
+  const after = signatures(root);
+  const changed = new Set([...after].filter(([rel, sig]) => before.get(rel) !== sig).map(([rel]) => rel));
+  // A vanished directory is one whiteout; below a parent that is no longer a directory, the parent's own entry hides it.
+  const survivingDir = (rel: string) => rel === '' || (after.has(rel) && lstatSync(join(root, rel)).isDirectory());
+  const vanished = [...before.keys()].filter((rel) => !after.has(rel) && survivingDir(parentOf(rel)));
+  for (const rel of [...changed, ...vanished]) for (let dir = parentOf(rel); dir !== ''; dir = parentOf(dir)) changed.add(dir);
+  const whiteoutNames = vanished.map((rel) => (parentOf(rel) ? `${parentOf(rel)}/` : '') + `.wh.${rel.slice(rel.lastIndexOf('/') + 1)}`);
+  for (const name of whiteoutNames) {
+    mkdirSync(join(whiteoutDir, parentOf(name)), { recursive: true });
+    writeFileSync(join(whiteoutDir, name), '');
+  }
+  const names = [...changed, ...whiteoutNames].sort(comparePaths);
+  const whiteoutSet = new Set(whiteoutNames);
+  const entries: TarEntry[] = names.map((rel) => (whiteoutSet.has(rel) ? whiteoutEntry(whiteouts, rel) : entryOf(tree, root, rel)));
+  const settings = { uid: 0, gid: 0, uname: 'root', gname: 'root', mtime };
+  const plan = { entries, settings, size: tarSize(entries, settings) };
+  const diffId = await withTempFile(tarPath, (tmp) => writeNewFile(tmp, (fd) => writeTar(plan, fd)));
+  return { diffId, size: plan.size };
+}
+
+function parentOf(rel: string): string {
+  const slash = rel.lastIndexOf('/');
+  return slash === -1 ? '' : rel.slice(0, slash);
+}
+
+/** Depth-first, children in code-point order: compare component by component. */
+function comparePaths(a: string, b: string): number {
+  const x = a.split('/');
+  const y = b.split('/');
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    const order = compareCodePoints(x[i]!, y[i]!);
+    if (order !== 0) return order;
+  }
+  return x.length - y.length;
+}
+
+function whiteoutEntry(tree: TreeRoot, name: string): TarEntry {
+  return { tree, name, type: 'file', mode: 0, size: 0, linkName: '' };
+}
+
+function entryOf(tree: TreeRoot, root: string, rel: string): TarEntry {
+  const physical = join(root, rel);
+  const stats = lstatSync(physical);
+  const owner = ownerOf(stats.uid, stats.gid);
+  const common = { tree, mode: stats.mode & 0o7777, linkName: '', size: 0, owner };
+  if (stats.isDirectory()) return { ...common, name: `${rel}/`, type: 'dir' };
+  if (stats.isSymbolicLink()) return { ...common, name: rel, type: 'symlink', linkName: readlinkSync(physical) };
+  if (stats.isFile()) return { ...common, name: rel, type: 'file', size: stats.size };
+  if (stats.isCharacterDevice() || stats.isBlockDevice()) {
+    const device = { major: Math.floor(stats.rdev / 256) & 0xfff, minor: (stats.rdev & 0xff) | ((stats.rdev >> 12) & ~0xff) };
+    return { ...common, name: rel, type: stats.isCharacterDevice() ? 'chardev' : 'blockdev', device };
+  }
+  throw new NixdockError('LAYER_BUILD', `runAsRoot made /${rel}, a FIFO or socket, which a layer cannot hold`, {
+    location: { field: 'runAsRoot' },
+    found: `/${rel}: a FIFO or socket`,
+    expected: 'files, directories, symlinks and device nodes',
+    hint: 'Remove it at the end of the script (or create it at run time).',
+  });
+}
+
+/** Our own uid/gid are root's inside the user namespace, so they are root's in the image. */
+function ownerOf(uid: number, gid: number): EntryOwner {
+  const self = process.getuid?.() ?? 0;
+  const selfGroup = process.getgid?.() ?? 0;
+  const u = uid === self ? 0 : uid;
+  const g = gid === selfGroup ? 0 : gid;
+  return { uid: u, gid: g, uname: u === 0 ? 'root' : '', gname: g === 0 ? 'root' : '' };
+}
+
+function noShell(): NixdockError {
+  return new NixdockError('INPUT_INVALID', 'runAsRoot needs /bin/sh in the image: the script runs chrooted into it', {
+    location: { field: 'runAsRoot' },
+    found: 'no /bin/sh in the base layers or contents',
+    expected: 'a shell at /bin/sh (dockerTools runs the script with the image\'s tools too)',
+    hint: 'Add binSh (e.g. a bash or busybox sh from the store) or a shell package to contents.',
+  });
+}
+
+function noNamespaces(stderr: string): NixdockError {
+  return new NixdockError('TOOL_MISSING', 'runAsRoot cannot make its sandbox on this machine', {
+    location: { field: 'runAsRoot' },
+    found: stderr.trim(),
+    expected: 'bubblewrap with unprivileged user namespaces (or running as root)',
+    hint: 'Enable user namespaces (sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces > 0), or use perms/fakeRootCommands, which need no privileges.',
+  });
+}
