@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { measure, row, type BenchContext } from './measure.js';
+import { layeringBench } from './sections/layering.js';
 import { pipelineBench } from './sections/pipeline.js';
 import { pushBench } from './sections/push.js';
 import { watchBench } from './sections/watch.js';
@@ -40,6 +41,7 @@ async function main(): Promise<void> {
     await pipelineBench(ctx);
     await pushBench(ctx);
     await watchBench(ctx);
+    await layeringBench(ctx);
   } finally {
     rmSync(project, { recursive: true, force: true });
   }

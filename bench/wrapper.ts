@@ -23,7 +23,9 @@ export function wrapperShape(opts: WrapperOptions = DEFAULT_WRAPPER): ShapeNode[
   const random = prng(14);
   const pick = (from: number, to: number): number => from + Math.floor(random() * (to - from));
   const nodes: ShapeNode[] = [];
-  const add = (name: string, deps: number[]): number => nodes.push({ name, bytes: 0, files: 0, deps: [...new Set(deps)].sort((a, b) => a - b) }) - 1;
+  // A draw from an empty range lands on the node itself: dropped (Nix refuses a self-dependency).
+  const add = (name: string, deps: number[]): number =>
+    nodes.push({ name, bytes: 0, files: 0, deps: [...new Set(deps)].filter((d) => d !== nodes.length).sort((a, b) => a - b) }) - 1;
   const picks = (count: number, from: number, to: number): number[] => Array.from({ length: count }, () => pick(from, to));
 
   for (let i = 0; i < opts.base; i++) add(`base-${pad(i)}`, i === 0 ? [] : [0, ...picks(pick(0, 3), 0, i)]);
