@@ -13,6 +13,7 @@ type CommandModule = { register(program: Command): void };
 
 /** In the order `nixdock --help` lists them. */
 const COMMANDS: Record<string, () => Promise<CommandModule>> = {
+  init: () => import('./init.js'),
   build: () => import('./build.js'),
   stream: () => import('./stream.js'),
   inspect: () => import('./inspect.js'),
