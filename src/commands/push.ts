@@ -13,7 +13,7 @@ import { OciLayout } from '../formats/oci-layout/write.js';
 import { imageFromLayout } from '../formats/oci-layout/image.js';
 import { pushImage, type PushResult } from '../registry/push.js';
 import type { BlobPushEvent } from '../registry/types.js';
-import type { Codec, Image, LayerSource } from '../types.js';
+import type { Codec, CompressedBlob, Image, LayerSource } from '../types.js';
 import type { ImageSpec } from '../config/types.js';
 import { assemblePlanned, planImage, type BuildContext } from '../build.js';
 import { EventBus } from '../events.js';
@@ -62,7 +62,8 @@ export async function pushCommand(imageName: string, ref: string, opts: PushComm
     if (spec) {
       const cacheFrom = [...config.cache.from, ...opts.cacheFrom];
       const cacheTo = opts.cacheTo ?? config.cache.registry;
-      return await pushSpec(spec, codec, ref, { ...common, cache, cacheFrom, cacheTo, onRejected: opts.json ? undefined : printRejected }, { config, index: cache, bus: new EventBus(), signal });
+      const localBlob = (blob: CompressedBlob) => layoutBlob(cache, blob);
+      return await pushSpec(spec, codec, ref, { ...common, cache, cacheFrom, cacheTo, localBlob, onRejected: opts.json ? undefined : printRejected }, { config, index: cache, bus: new EventBus(), signal });
     }
     const image = await projectImage(config, cache, imageName);
     return await pushImage({ image, codec }, ref, { ...common, cache });
@@ -81,6 +82,19 @@ async function pushSpec(spec: ImageSpec, codec: Codec, ref: string, opts: Planne
   } finally {
     await plan.dispose();
   }
+}
+
+/**
+ * A blob of an OCI layout output the cache trusts: its file still has the stat fingerprint it had
+ * when its bytes were known good (the check a rebuild makes before reusing it).
+ */
+async function layoutBlob(cache: BuildCache, blob: CompressedBlob): Promise<string | undefined> {
+  for (const dir of cache.blobLocations(blob.digest)) {
+    const layout = new OciLayout(dir);
+    const fingerprint = await layout.blobFingerprint(blob.digest, blob.size);
+    if (fingerprint !== undefined && fingerprint === cache.blobFingerprint(blob.digest, dir)) return layout.blobPath(blob.digest);
+  }
+  return undefined;
 }
 
 /**

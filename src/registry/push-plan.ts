@@ -47,6 +47,8 @@ export interface PlannedPushOptions extends PushOptions {
   cacheFrom?: string[];
   /** A cache artifact to write the pushed layers' rows into (`--cache-to`, config cache.registry); it is read first too. */
   cacheTo?: string;
+  /** A local file known to hold the blob (an OCI layout output's, still as written), if any. */
+  localBlob?: (blob: CompressedBlob) => Promise<string | undefined>;
   /** Told of each registry claim that failed verification (the layer is then built). */
   onRejected?: (source: LayerSource, pair: RemotePair) => void;
 }
@@ -143,6 +145,12 @@ class LayerPlacer {
     if (record && known) {
       const action = await this.session.pusher.skipOrMount(known.digest);
       if (action) return this.placed(source, index, record, known, action, false);
+      // Built here before (`nixdock build`): upload the layout's blob, no tarring or compressing.
+      const path = await this.opts.localBlob?.(known);
+      if (path) {
+        await this.session.pusher.upload(fileBody(path, known.digest, known.size), 'layer', index);
+        return this.placed(source, index, record, known, 'uploaded', false);
+      }
     }
     for (const pair of this.remote.candidates(source.key, record?.diffId)) {
       if (pair.blob.digest === known?.digest) continue;

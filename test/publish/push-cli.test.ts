@@ -20,6 +20,7 @@ interface PushJson {
   ref: string;
   manifestDigest: string;
   bytesUploaded: number;
+  layersTarred: number;
   blobs: Array<{ kind: 'layer' | 'config'; digest: string; size: number; action: 'uploaded' | 'mounted' | 'skipped' }>;
 }
 
@@ -47,6 +48,7 @@ describe('nixdock push', { skip }, () => {
     assert.equal(cold.ref, `${registry.host}/team/app:one`);
     assert.ok(layers(cold).every((b) => b.action === 'uploaded'));
     assert.equal(layers(cold).length, built.layers.length);
+    assert.equal(cold.layersTarred, 0, 'the blobs the build wrote are uploaded as they are');
 
     // The registry serves the manifest digest push reported, and its layers hold the built diff_ids.
     const copy = tempDir(t, 'nixdock-push-copy-');
