@@ -21,6 +21,8 @@ export interface WatchOptions {
   open?: boolean;
   /** Replace the project's persistent daemon token. */
   rotateToken?: boolean;
+  /** Print the dashboard URL with its token even when stdout is not a terminal. */
+  showToken?: boolean;
 }
 
 export function register(program: Command): void {
@@ -33,6 +35,7 @@ export function register(program: Command): void {
     .option('--json', 'print one JSON object per line (events and daemon messages) on stdout')
     .option('--open', 'open the dashboard in the browser ($BROWSER, else xdg-open / open)')
     .option('--rotate-token', 'make a new daemon token (the token otherwise stays the same across restarts, so open dashboards reconnect)')
+    .option('--show-token', 'print the dashboard URL with its token even when stdout is not a terminal (CI logs keep it)')
     .action(async (opts: WatchOptions) => {
       await watch(opts);
     });
@@ -59,10 +62,14 @@ export async function watch(opts: WatchOptions): Promise<void> {
     const daemon = await Daemon.start({ cwd: process.cwd(), configFile: opts.config, host: opts.host, port: opts.port, rotateToken: opts.rotateToken, onMessage: print });
     daemon.bus.on((event) => print({ type: 'event', event }));
     const info = daemon.info!;
+    // The token grants control of the daemon: printed where a person reads it (a terminal), not
+    // into logs a CI job or a supervisor keeps, unless asked. daemon.json (0600) always has it.
+    const dashboard = opts.showToken || process.stdout.isTTY ? daemon.dashboardUrl() : info.url;
     if (opts.json) {
-      process.stdout.write(JSON.stringify({ type: 'listening', url: info.url, dashboard: daemon.dashboardUrl(), wsUrl: info.wsUrl, pid: info.pid }) + '\n');
+      process.stdout.write(JSON.stringify({ type: 'listening', url: info.url, dashboard, wsUrl: info.wsUrl, pid: info.pid }) + '\n');
     } else {
-      process.stdout.write(`nixdock daemon (pid ${info.pid}) watching ${daemon.images.length} image(s)\n  dashboard: ${daemon.dashboardUrl()}\n  events:    nixdock events\n`);
+      const where = dashboard === info.url ? `  (token: in ${daemonInfoPath(daemon.cacheDir)}, or run with --show-token)\n` : '';
+      process.stdout.write(`nixdock daemon (pid ${info.pid}) watching ${daemon.images.length} image(s)\n  dashboard: ${dashboard}\n${where}  events:    nixdock events\n`);
     }
     if (daemon.portNote) process.stderr.write(`nixdock watch: ${daemon.portNote} (written to ${daemonInfoPath(daemon.cacheDir)})\n`);
     if (opts.open) {

@@ -33,7 +33,8 @@ const ROUTES: Record<string, { file: () => string | undefined; type: string }> =
 };
 
 /** Assets are small and few: read on each request, so editing the dashboard needs no restart. */
-export function serveAsset(path: string, req: IncomingMessage, res: ServerResponse): void {
+/** `host` is the request's Host header, already checked against the listening address (it goes into the CSP). */
+export function serveAsset(path: string, host: string, req: IncomingMessage, res: ServerResponse): void {
   const route = ROUTES[path];
   const file = route?.file();
   if (!route || !file || !existsSync(file)) {
@@ -48,7 +49,7 @@ export function serveAsset(path: string, req: IncomingMessage, res: ServerRespon
     'X-Content-Type-Options': 'nosniff',
     'X-Frame-Options': 'DENY',
     'Referrer-Policy': 'no-referrer',
-    'Content-Security-Policy': `default-src 'self'; connect-src 'self' ws://${req.headers.host ?? ''}; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'`,
+    'Content-Security-Policy': `default-src 'self'; connect-src 'self' ws://${host}; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'`,
   });
   res.end(req.method === 'HEAD' ? undefined : body);
 }

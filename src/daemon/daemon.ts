@@ -106,6 +106,7 @@ export class Daemon {
     return daemon;
   }
 
+  /** Where daemon.json (with the token) lives. */
   get cacheDir(): string {
     return this.config.cacheDir;
   }

@@ -62,6 +62,8 @@ export const MAX_REPLIES_IN_FLIGHT = 16;
 /** Requests held while paused; more means the client ignores backpressure, and it is closed. */
 export const MAX_PENDING_REQUESTS = 4096;
 
+const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '[::]']);
+
 function refuse(socket: Duplex, status: number, reason: string): void {
   const text = { 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found' }[status] ?? 'Error';
   socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(reason)}\r\n\r\n${reason}`);
@@ -143,17 +145,35 @@ export class DaemonServer {
     await new Promise<void>((done) => this.http.close(() => done()));
   }
 
-  private allowedOrigins(): Set<string> {
+  /** `host:port` values a request may name in its Host header: the listening address (and loopback aliases). */
+  private allowedHosts(): Set<string> {
     const { port } = this.address();
     const hosts = [this.options.host];
     if (['127.0.0.1', 'localhost', '::1'].includes(this.options.host)) hosts.push('127.0.0.1', 'localhost', '[::1]');
-    return new Set(hosts.map((h) => `http://${h.includes(':') && !h.startsWith('[') ? `[${h}]` : h}:${port}`));
+    return new Set(hosts.map((h) => `${h.includes(':') && !h.startsWith('[') ? `[${h}]` : h}:${port}`));
+  }
+
+  private allowedOrigins(): Set<string> {
+    return new Set([...this.allowedHosts()].map((h) => `http://${h}`));
+  }
+
+  /**
+   * The Host header, when it names this daemon. A DNS-rebinding page reaches 127.0.0.1 under its
+   * own name, and the value is echoed into the CSP header, so anything else is refused. A daemon
+   * bound to every interface cannot list its names: there only the grammar is checked.
+   */
+  private checkedHost(req: IncomingMessage): string | undefined {
+    const host = req.headers.host;
+    if (host === undefined) return undefined;
+    if (WILDCARD_HOSTS.has(this.options.host)) return /^[A-Za-z0-9.-]+(:\d+)?$|^\[[0-9A-Fa-f:.]+\](:\d+)?$/.test(host) ? host : undefined;
+    return this.allowedHosts().has(host.toLowerCase()) ? host.toLowerCase() : undefined;
   }
 
   /** Auth happens here, before the socket joins: a refused client never sees a message. */
   private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     if (path !== '/ws') return refuse(socket, 404, 'The WebSocket endpoint is /ws');
+    if (this.checkedHost(req) === undefined) return refuse(socket, 403, 'Host does not name this nixdock daemon');
     const origin = req.headers.origin;
     if (origin !== undefined && !this.allowedOrigins().has(origin)) {
       return refuse(socket, 403, `Origin ${origin} may not connect to the nixdock daemon`);
@@ -264,6 +284,11 @@ export class DaemonServer {
       res.writeHead(405, { Allow: 'GET, HEAD' }).end();
       return;
     }
-    serveAsset(new URL(req.url ?? '/', 'http://x').pathname, req, res);
+    const host = this.checkedHost(req);
+    if (host === undefined) {
+      res.writeHead(403, { 'Content-Type': 'text/plain; charset=utf-8' }).end('Host does not name this nixdock daemon\n');
+      return;
+    }
+    serveAsset(new URL(req.url ?? '/', 'http://x').pathname, host, req, res);
   }
 }

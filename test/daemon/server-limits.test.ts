@@ -4,6 +4,7 @@
  * gets every reply once it reads again.
  */
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { afterEach, test } from 'node:test';
 import WebSocket from 'ws';
 import type { ServerMessage } from '../../src/daemon/protocol.js';
@@ -51,4 +52,34 @@ test(`${REQUESTS} history requests from a client that does not read: at most a b
   await until(() => replies === REQUESTS, `all ${REQUESTS} replies`);
   assert.equal(answered, REQUESTS);
   ws.close();
+});
+
+/** Status and CSP of GET / with the given Host header. */
+function getWithHost(port: number, host: string): Promise<{ status: number; csp?: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: '/', headers: { host } }, (res) => {
+      res.resume();
+      resolve({ status: res.statusCode!, csp: res.headers['content-security-policy'] as string | undefined });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('a Host header that does not name the daemon is refused (DNS rebinding), and never reaches the CSP', async () => {
+  server = new DaemonServer({
+    host: '127.0.0.1',
+    port: 0,
+    token: TOKEN,
+    handlers: { greeting: () => [], snapshot: () => ({ type: 'snapshot', images: [] }), request: () => undefined },
+  });
+  const { port } = await server.listen();
+  const good = await getWithHost(port, `localhost:${port}`);
+  assert.equal(good.status, 200);
+  assert.match(good.csp ?? '', new RegExp(`connect-src 'self' ws://localhost:${port};`));
+  assert.equal((await getWithHost(port, `evil.example:${port}`)).status, 403);
+  assert.equal((await getWithHost(port, `127.0.0.1:${port}; script-src *`)).status, 403);
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`, { headers: { Authorization: `Bearer ${TOKEN}`, host: `rebound.example:${port}` } });
+  const status = await new Promise<number>((resolve) => ws.once('unexpected-response', (_req, res) => resolve(res.statusCode!)).once('open', () => resolve(101)));
+  assert.equal(status, 403);
 });
