@@ -246,7 +246,8 @@ export interface Image {
 
 // ───────────────────────────── outputs ─────────────────────────────
 
-export type OutputFormat = 'oci' | 'docker-archive';
+/** The file formats `--format` chooses from: the file sinks of src/build/sinks.ts. */
+export type OutputFormat = import('./build/sinks.js').OutputFormat;
 
 export interface OutputResult {
   format: OutputFormat | 'stream' | 'podman' | 'docker' | 'registry';
@@ -257,3 +258,40 @@ export interface OutputResult {
   /** Where the image went for registry/podman/docker outputs: the reference pushed or loaded as. */
   ref?: string;
 }
+
+// ───────────────────────────── build result ─────────────────────────────
+
+/** One layer of a finished build. */
+export interface LayerResult {
+  diffId: Digest;
+  /** Digest of the blob as stored (the compressed one for gzip/zstd layouts). */
+  digest: Digest;
+  size: number;
+  /** Whether this build wrote the tar (false: reused from the cache). */
+  built: boolean;
+  storePaths: string[];
+  kind: LayerSource['kind'];
+  /** The recipe key the cache knows this layer by. */
+  key: string;
+}
+
+/**
+ * What one build of one image produced. The one result shape: the `build:succeeded` event, the
+ * history record, the daemon protocol's build summary and `nixdock build --json` are derived
+ * from it (Pick and mapped types), so a field added here is added everywhere or nowhere.
+ */
+export interface BuildResult {
+  image: string;
+  tag: string;
+  configDigest: Digest;
+  manifestDigest?: Digest;
+  layers: LayerResult[];
+  outputs: OutputResult[];
+  layersBuilt: number;
+  layersReused: number;
+  bytesWritten: number;
+  ms: number;
+}
+
+/** The counts every build has, finished or not. */
+export type BuildCounts = Pick<BuildResult, 'layersBuilt' | 'layersReused' | 'bytesWritten'>;

@@ -4,62 +4,46 @@
  * "why was this rebuilt" that `inspect` shows) and its outputs.
  * Callers wrap writes in an immediate transaction; this module only knows the rows.
  */
-import type { Digest, OutputResult } from '../types.js';
+import type { BuildCounts, BuildResult, Digest, LayerResult, OutputResult } from '../types.js';
 import { NixdockError } from '../errors.js';
 import type { Db } from './db.js';
 import { processExists } from '../util/process.js';
 
 export type BuildStatus = 'running' | 'succeeded' | 'failed' | 'superseded';
 
-/** One layer of a finished build, as the orchestrator reports it. */
-export interface BuildLayerInput {
-  /** Position in the image, 0 = bottom layer. */
-  index: number;
-  /** Recipe key (LayerSource.key), when the caller has it. */
-  key?: string;
-  diffId: Digest;
-  size: number;
-  /** true: this build wrote the tar; false: reused from the index. */
-  built: boolean;
-  storePaths: string[];
-}
+/** One layer of a finished build (a LayerResult) with its position, 0 = bottom layer. */
+export type BuildLayerInput = { index: number } & Pick<LayerResult, 'diffId' | 'size' | 'built' | 'storePaths'> & Partial<Pick<LayerResult, 'key'>>;
 
-export interface BuildLayerRecord extends BuildLayerInput {
+/** The digests a finished build names (none for a failed one). */
+type ResultDigests = Partial<Pick<BuildResult, 'tag' | 'configDigest' | 'manifestDigest'>>;
+
+export type BuildLayerRecord = BuildLayerInput & {
   /** Store paths not in the previous successful build of the same image (all of them for a first build). */
   newPaths: string[];
-}
+};
 
-export interface BuildRecordResult {
-  status: Exclude<BuildStatus, 'running'>;
-  layersBuilt: number;
-  layersReused: number;
-  bytesWritten: number;
-  /** Error text for failed builds (a NixdockError's message, or its JSON). */
-  error?: string;
-  tag?: string;
-  configDigest?: Digest;
-  manifestDigest?: Digest;
-  layers?: BuildLayerInput[];
-}
+/** How a build ended, as the history records it: a BuildResult's counts and digests. */
+export type BuildRecordResult = BuildCounts &
+  ResultDigests & {
+    status: Exclude<BuildStatus, 'running'>;
+    /** Error text for failed builds (a NixdockError's message, or its JSON). */
+    error?: string;
+    layers?: BuildLayerInput[];
+  };
 
-export interface BuildRecord {
-  id: number;
-  image: string;
-  reason: string;
-  status: BuildStatus;
-  /** Milliseconds since the epoch. */
-  startedAt: number;
-  finishedAt?: number;
-  tag?: string;
-  configDigest?: Digest;
-  manifestDigest?: Digest;
-  layersBuilt: number;
-  layersReused: number;
-  bytesWritten: number;
-  error?: string;
-  layers: BuildLayerRecord[];
-  outputs: OutputResult[];
-}
+/** A build as the history holds it. */
+export type BuildRecord = BuildCounts &
+  ResultDigests &
+  Pick<BuildResult, 'image' | 'outputs'> & {
+    id: number;
+    reason: string;
+    status: BuildStatus;
+    /** Milliseconds since the epoch. */
+    startedAt: number;
+    finishedAt?: number;
+    error?: string;
+    layers: BuildLayerRecord[];
+  };
 
 interface BuildRow {
   id: number;

@@ -1,7 +1,8 @@
 /** `nixdock build [IMAGE…]`: one-shot, reproducible images into the configured outputs. */
 import { Command, Option } from 'commander';
 import { resolve } from 'node:path';
-import { buildImage, type BuildSummary } from '../build.js';
+import { buildImage, type BuildSummary } from '../build/build.js';
+import { OUTPUT_FORMATS } from '../build/sinks.js';
 import { EventBus } from '../events.js';
 import { attachConsoleReporter } from '../reporters/console.js';
 import { loadedName } from '../reference.js';
@@ -23,7 +24,7 @@ export function register(program: Command): void {
     .option('-c, --config <file>', 'config file (default: search from the current directory)')
     .option('-o, --out <dir>', 'output directory (default: outDir of the config)')
     .addOption(
-      new Option('-f, --format <format...>', 'output formats').choices(['oci', 'docker-archive']),
+      new Option('-f, --format <format...>', 'output formats').choices(OUTPUT_FORMATS),
     )
     .option('--json', 'print a JSON result on stdout')
     .action(async (images: string[], opts: BuildCommandOptions) => {

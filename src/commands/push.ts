@@ -15,7 +15,9 @@ import { pushImage, type PushResult } from '../registry/push.js';
 import type { BlobPushEvent } from '../registry/types.js';
 import type { Codec, CompressedBlob, Image, LayerSource } from '../types.js';
 import type { ImageSpec } from '../config/types.js';
-import { assemblePlanned, planImage, type BuildContext } from '../build.js';
+import { assemblePlanned } from '../build/assemble.js';
+import type { BuildContext } from '../build/build.js';
+import { planImage } from '../build/plan.js';
 import { EventBus } from '../events.js';
 import { pushPlanned, type PlannedPushOptions, type PlannedPushResult } from '../registry/push-plan.js';
 import type { RemotePair } from '../registry/remote-layers.js';
@@ -75,7 +77,7 @@ export async function pushCommand(imageName: string, ref: string, opts: PushComm
 
 /** Plans the image and pushes it layer by layer; temporary files of the plan are removed after. */
 async function pushSpec(spec: ImageSpec, codec: Codec, ref: string, opts: PlannedPushOptions, ctx: BuildContext): Promise<PlannedPushResult> {
-  const plan = await planImage(spec, ctx);
+  const { plan } = await planImage(spec, ctx);
   try {
     const platform = { os: 'linux' as const, architecture: plan.architecture, ...(plan.variant !== undefined && { variant: plan.variant }) };
     return await pushPlanned({ sources: plan.sources, assemble: (layers) => assemblePlanned(plan, layers), platform }, codec, ref, opts);

@@ -4,7 +4,7 @@
  */
 import { Command } from 'commander';
 import { dirname, resolve } from 'node:path';
-import { streamImage } from '../build.js';
+import { streamImage } from '../build/build.js';
 import { DEFAULT_STORE_DIR, normalizeImage, normalizeTopLevel } from '../config/normalize.js';
 import type { ImageSpec, ResolvedConfig } from '../config/types.js';
 import { NixdockError } from '../errors.js';

@@ -9,6 +9,7 @@
  */
 import { z } from 'zod';
 import { parseReference, validateTag, REFERENCE_GRAMMAR } from '../reference.js';
+import { OUTPUT_FORMATS } from '../build/sinks.js';
 
 /** OCI platform architectures (GOARCH values), the only ones written into image configs. */
 export const ARCHITECTURES = ['amd64', 'arm64', 'arm', '386', 'ppc64le', 'riscv64', 's390x'] as const;
@@ -287,7 +288,7 @@ export const configSchema = z
     store: storeSchema.optional(),
     outDir: z.string().optional().describe('Output directory. Default "out"'),
     cacheDir: z.string().optional().describe('Cache directory (index, blobs, daemon token). Default ".nixdock"'),
-    formats: z.array(z.enum(['oci', 'docker-archive'])).optional().describe('Default output formats of `nixdock build`. Default ["oci"]'),
+    formats: z.array(z.enum(OUTPUT_FORMATS)).optional().describe('Default output formats of `nixdock build`. Default ["oci"]'),
     daemon: z
       .strictObject({
         host: z.string().optional().describe('Address the daemon listens on. Default 127.0.0.1'),

@@ -4,11 +4,11 @@
  */
 import type { AddressInfo } from 'node:net';
 import { relative, resolve } from 'node:path';
-import { buildImage } from '../build.js';
+import { buildImage } from '../build/build.js';
 import { loadConfig, locateConfigFile, placeholderConfig } from '../config/load.js';
 import type { ImageSpec, ResolvedConfig } from '../config/types.js';
 import { NixdockError, toNixdockError, type SerializedError } from '../errors.js';
-import { EventBus } from '../events.js';
+import { EventBus, publicEvent } from '../events.js';
 import { BuildCache } from '../cache/cache.js';
 import { collectGarbage } from '../cache/gc.js';
 import { VERSION } from '../version.js';
@@ -69,7 +69,7 @@ export class Daemon {
     }, this.bus);
     // LiveState first, so a snapshot sent to a resyncing client already includes this event.
     this.bus.on((event) => this.live.observe(event));
-    this.bus.on((event) => this.server?.broadcast({ type: 'event', event }));
+    this.bus.on((event) => this.server?.broadcast({ type: 'event', event: publicEvent(event) }));
     this.bus.on((event) => {
       if (event.type === 'build:succeeded' && this.config.gc.afterBuild) this.collectGarbage();
     });
