@@ -19,6 +19,7 @@ export async function main(argv: string[]): Promise<number> {
     await program.parseAsync(argv);
     return process.exitCode === undefined ? ExitCode.OK : Number(process.exitCode);
   } catch (err) {
+    if (isBrokenPipe(err)) return ExitCode.OK;
     if (err instanceof CommanderError) {
       // --help and --version are "errors" to commander with exit code 0.
       return err.exitCode === 0 ? ExitCode.OK : ExitCode.BAD_INPUT;
@@ -31,6 +32,24 @@ export async function main(argv: string[]): Promise<number> {
     if (error.code === 'INTERNAL' && process.env.NIXDOCK_DEBUG) console.error(err);
     return error.exitCode;
   }
+}
+
+/**
+ * The reader of stdout went away (`nixdock stream … | head -c 1000`): like other Unix tools, stop
+ * quietly and successfully. The write that failed (a stream, or a worker writing fd 1) ends the
+ * command with EPIPE, seen in main(); the stream's own 'error' event must not crash the process.
+ */
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') throw err;
+});
+
+/** EPIPE anywhere in the error's cause chain, unless a command already gave it a meaning (a registry, podman load). */
+function isBrokenPipe(err: unknown): boolean {
+  for (let e = err as (NodeJS.ErrnoException & { cause?: unknown; code?: string }) | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+    if (e.code === 'EPIPE') return true;
+    if (e.code !== undefined && e.code !== 'INTERNAL' && !/^E[A-Z]+$/.test(e.code)) return false;
+  }
+  return false;
 }
 
 main(process.argv).then((code) => {
