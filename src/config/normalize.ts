@@ -53,9 +53,9 @@ export function normalizeImage(input: ImageSpecInput, ctx: SpecContext): ImageSp
     ...(input.runAsRoot !== undefined && { runAsRoot: input.runAsRoot }),
     users: input.users ?? [],
     groups: input.groups ?? [],
-    ...(input.binSh !== undefined && { binSh: input.binSh }),
-    ...(input.usrBinEnv !== undefined && { usrBinEnv: input.usrBinEnv }),
-    ...(input.caCertificates !== undefined && { caCertificates: input.caCertificates }),
+    ...(input.binSh !== undefined && { binSh: storeFile(input.binSh, 'binSh', ctx) }),
+    ...(input.usrBinEnv !== undefined && { usrBinEnv: storeFile(input.usrBinEnv, 'usrBinEnv', ctx) }),
+    ...(input.caCertificates !== undefined && { caCertificates: storeFile(input.caCertificates, 'caCertificates', ctx) }),
     tmp: input.tmp ?? false,
     perms: (input.perms ?? []).map(({ mode, ...perm }) => ({ ...perm, ...(mode !== undefined && { mode: parseInt(mode, 8) }) })),
     includeStorePaths: input.includeStorePaths ?? true,
@@ -108,6 +108,19 @@ function storePath(path: string, ctx: SpecContext): ContentsEntry {
     found: render(path),
     expected: `${ctx.storeDir}/<32-character hash>-<name> (the store path itself, not a file inside it)`,
     hint: rest?.includes('/') ? `Name the store path (${ctx.storeDir}/${rest.split('/')[0]}); its whole tree goes into the image.` : 'Copy the path from `nix-build` or `nix path-info` output.',
+  });
+}
+
+/** binSh, usrBinEnv, caCertificates: a path in the store (a link to it goes into the image, and its closure). */
+function storeFile(path: string, field: string, ctx: SpecContext): string {
+  const rest = path.startsWith(`${ctx.storeDir}/`) ? path.slice(ctx.storeDir.length + 1) : undefined;
+  if (rest !== undefined && STORE_NAME.test(rest.split('/')[0]!)) return path;
+  throw fieldError(ctx.code, ctx.file, {
+    field: joinField(ctx.field, [field]),
+    message: `\`${joinField(ctx.field, [field])}\` is not a path in ${ctx.storeDir}`,
+    found: render(path),
+    expected: `${ctx.storeDir}/<hash>-<name>[/…], e.g. ${ctx.storeDir}/…-bash-5.2/bin/bash`,
+    hint: 'Put the store path in (from nix-build or a Nix-generated config); a package in contents that has bin/sh needs no binSh.',
   });
 }
 

@@ -12,7 +12,7 @@ import { tempProject } from '../config/project.js';
 import { BUSYBOX, NIX_ENV, drv, nixBuild } from '../helpers/nix.js';
 import { missingTools } from '../helpers/tools.js';
 import { RUN_FLAGS, podman, tempDir } from '../output/fixtures.js';
-import { nixdock, nixdockOk, nixdockToFile, snapshot } from './helpers.js';
+import { copyFromRepo, nixdock, nixdockOk, nixdockToFile, snapshot } from './helpers.js';
 
 const NIX: [string, string] = ['nix-build', 'nix-bin'];
 const BWRAP: [string, string] = ['bwrap', 'bubblewrap'];
@@ -239,4 +239,19 @@ test('runAsRoot without bubblewrap on PATH: TOOL_MISSING (exit 3) naming it', { 
   assert.equal(failed.status, 3, failed.stderr);
   assert.match(failed.stderr, /error\[TOOL_MISSING\]: runAsRoot needs `bwrap`/);
   assert.match(failed.stderr, /bubblewrap/);
+});
+
+test('examples/dockertools: every image builds and runs in podman as its comment says', { skip: missingTools([NIX, BWRAP, ['busybox', 'busybox-static'], ...PODMAN]) }, (t) => {
+  const dir = tempProject(t, {});
+  copyFromRepo(dir, ['examples/dockertools']);
+  const project = join(dir, 'examples', 'dockertools');
+  nixdockOk(project, ['build', 'shell']);
+  nixdockOk(project, ['build']);
+  const run = (image: string, args: string[] = []) => runImage(t, join(project, 'out', `${image}.tar`), args);
+  assert.equal(run('shell', ['/bin/sh', '-c', 'id; stat -c %a /tmp']), 'uid=0(root) gid=0(root)\n1777\n');
+  assert.equal(run('counter'), 'run 1 as counter\n');
+  assert.equal(run('nix-db'), 'store verified\n');
+  assert.equal(run('on-shell'), 'layered on /bin/sh with PATH=/bin\n');
+  assert.equal(run('store-symlink'), 'linked through /bin\n');
+  assert.equal(run('non-root'), 'alice\n/home/alice\nset up by root\n');
 });
