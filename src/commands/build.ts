@@ -6,7 +6,7 @@ import { OUTPUT_FORMATS } from '../build/sinks.js';
 import { EventBus } from '../events.js';
 import { attachConsoleReporter } from '../reporters/console.js';
 import { loadedName } from '../reference.js';
-import type { OutputFormat } from '../types.js';
+import type { BuildResult, LayerResult, OutputFormat } from '../types.js';
 import { interruptSignal, loadProject, openIndex, selectImages } from './shared.js';
 
 export interface BuildCommandOptions {
@@ -56,7 +56,12 @@ export async function runBuild(names: string[], opts: BuildCommandOptions): Prom
   return summaries;
 }
 
-function jsonSummary(s: BuildSummary) {
+/** An image in `nixdock build --json`: its BuildResult, `image` named `name`, layers without their cache keys. */
+type JsonSummary = { name: BuildResult['image'] } & Pick<BuildResult, 'tag' | 'manifestDigest' | 'configDigest' | 'layersBuilt' | 'layersReused' | 'ms' | 'outputs'> & {
+  layers: Array<Pick<LayerResult, 'diffId' | 'digest' | 'size' | 'built' | 'kind' | 'storePaths'>>;
+};
+
+function jsonSummary(s: BuildResult): JsonSummary {
   return {
     name: s.image,
     tag: s.tag,

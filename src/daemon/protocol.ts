@@ -7,8 +7,8 @@
  * do not know.
  */
 import type { SerializedError } from '../errors.js';
-import type { BuildEvent } from '../events.js';
-import type { Digest, OutputResult } from '../types.js';
+import type { BuildLayerRecord, BuildRecord } from '../cache/history.js';
+import type { PublicBuildEvent } from '../events.js';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -22,37 +22,23 @@ export const MAX_CLIENT_MESSAGE_BYTES = 64 * 1024;
 
 export type ImageState = 'idle' | 'queued' | 'running';
 
-/** One layer of a recorded build, as the index stores it. */
-export interface LayerSummary {
-  index: number;
-  diffId: Digest;
-  size: number;
-  built: boolean;
-  storePaths: string[];
-  /** Store paths not in the previous build of the image: why the layer was rebuilt. */
-  newPaths?: string[];
-}
+/**
+ * One layer of a recorded build, as the build history holds it: index, diffId, size, built,
+ * storePaths, and newPaths (store paths not in the previous build of the image: why the layer
+ * was rebuilt). Derived from the history record (itself derived from BuildResult); the wire
+ * shape is part of the versioned protocol (docs/protocol.md).
+ */
+export type LayerSummary = Pick<BuildLayerRecord, 'index' | 'diffId' | 'size' | 'built' | 'storePaths'> & Partial<Pick<BuildLayerRecord, 'newPaths'>>;
 
-/** A finished build as clients see it (from the index's build history). */
-export interface BuildSummaryMessage {
-  /** The index's build row id (build events carry the daemon's string buildId instead). */
-  id: number;
-  image: string;
+/**
+ * A finished build as clients see it: the build history's record (`id` is the history row id;
+ * build events carry the daemon's string buildId instead), its layers as LayerSummary.
+ */
+export type BuildSummaryMessage = Omit<BuildRecord, 'reason' | 'status' | 'layers'> & {
   reason?: string;
-  status: 'running' | 'succeeded' | 'failed' | 'superseded' | string;
-  startedAt: number;
-  finishedAt?: number;
-  tag?: string;
-  configDigest?: Digest;
-  manifestDigest?: Digest;
-  layersBuilt: number;
-  layersReused: number;
-  bytesWritten: number;
-  /** Error text of a failed build. */
-  error?: string;
+  status: BuildRecord['status'] | string;
   layers: LayerSummary[];
-  outputs: OutputResult[];
-}
+};
 
 /** The build in flight for an image, so a client joining mid-build can draw its progress. */
 export interface CurrentBuild {
@@ -80,7 +66,7 @@ export type ServerMessage =
   | { type: 'hello'; protocol: number; version: string; pid: number; root: string; configFile: string; images: string[] }
   /** changesPending: files changed and the builds they cause are not queued yet (the states are about to change). */
   | { type: 'snapshot'; images: ImageSnapshot[]; changesPending?: boolean; configError?: SerializedError }
-  | { type: 'event'; event: BuildEvent }
+  | { type: 'event'; event: PublicBuildEvent }
   /** Files changed (after debouncing) and which images that affects. */
   | { type: 'change'; files: string[]; images: string[]; config: boolean }
   /** The config or a spec file failed to load; the last good config keeps running. */
