@@ -111,7 +111,7 @@ export class RemoteLayers {
 
   /** Claims for a layer: by its recipe, then by its diff_id when this machine knows it. */
   candidates(recipe: string, diffId?: Digest): RemotePair[] {
-    return [...(this.byRecipe.get(recipe) ?? []), ...(diffId ? (this.byDiffId.get(diffId) ?? []) : [])];
+    return [...new Set([...(this.byRecipe.get(recipe) ?? []), ...(diffId ? (this.byDiffId.get(diffId) ?? []) : [])])];
   }
 
   get size(): number {
