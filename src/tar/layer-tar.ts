@@ -4,12 +4,14 @@
  *
  * Two ways out:
  * - writeTar: the bytes go straight into a file descriptor (a stdout pipe, a blob file), or only
- *   into a hash. One worker reads the files into its ring, a second hashes and writes each chunk:
- *   nothing crosses to this thread per chunk, so it can walk the next layer meanwhile.
+ *   into a hash. One worker reads the files into its ring and, with a core to spare, a second
+ *   hashes and writes each chunk: nothing crosses to this thread per chunk, so it can walk the
+ *   next layer meanwhile.
  * - TarStream: a Readable for everything else (gzip, HTTP uploads, pipelines). A Readable's
  *   consumer never says when it is done with a chunk, so each chunk is copied out of the worker's
  *   shared ring first.
  */
+import { availableParallelism } from 'node:os';
 import { Readable } from 'node:stream';
 import { sha256 } from '../digest.js';
 import { NixdockError, toNixdockError } from '../errors.js';
@@ -79,52 +81,67 @@ export function tarBuffer(plan: TarPlan): Buffer {
 }
 
 /**
- * Two workers and one ring (worker-protocol.ts): one reads the files into the ring, the other
- * hashes and writes each chunk. Why two threads and not one loop: on the benchmark closure one
- * thread spent ~0.4 s per GB in sha256 and ~0.5 s in open/read/close, in series; split, each
- * stage takes a core, which is what a read-bound machine (slow disk: the reads overlap the hash)
- * and a CPU-bound one (page cache: the hash overlaps the syscalls) both need. The main thread only
- * gets a progress message per PROGRESS_EVERY bytes.
+ * One worker reads the files into its ring (worker-protocol.ts); who hashes and writes the chunks
+ * depends on the cores there are. With a spare core (more than two), a second worker drains the
+ * ring: on the benchmark closure one thread spends ~0.4 s per GB in sha256 and ~0.5 s in
+ * open/read/close, and split they overlap — the reads of a slow disk overlap the hash, and on a
+ * fast one the syscalls do. On two cores, the consumer of the stream (openssl, podman, an upload)
+ * needs one of them: there the handover cost more than it saved (measured on a loaded 2-core box:
+ * 0.6–0.9 s more CPU per GB, slower wall time), so the reading worker hashes and writes each chunk
+ * itself, as one loop. NIXDOCK_TAR_DRAIN=thread|inline overrides the choice (tests cover both).
+ * The main thread only gets a progress message per PROGRESS_EVERY bytes either way.
  */
 async function writeThroughRing(plan: TarPlan, fd: number | undefined, { signal, onProgress, knownDigest }: WriteToFdOptions): Promise<Digest> {
   const control = new Int32Array(new SharedArrayBuffer(CONTROL.length * Int32Array.BYTES_PER_ELEMENT));
   const producer = TarWorker.acquire();
-  const drain = TarWorker.acquire();
+  const drain = drainInThread() ? TarWorker.acquire() : undefined;
+  const workers = drain ? [producer, drain] : [producer];
   const shared = { control: control.buffer as SharedArrayBuffer, ring: producer.ring };
+  const sink = { fd: fd ?? null, hash: knownDigest === undefined };
   const ended = new Set<TarWorker>();
   let written = 0;
+  const progress = (bytes: number) => {
+    written += bytes;
+    onProgress?.(bytes);
+  };
   let onAbort = () => {};
   try {
     const aborted = new Promise<never>((_, reject) => {
       onAbort = () => reject(signal!.reason);
       signal?.addEventListener('abort', onAbort);
     });
-    const [digest] = await Promise.race([
-      Promise.all([
-        runJob(drain, { kind: 'drain', ...shared, fd: fd ?? null, hash: knownDigest === undefined }, ended, (bytes) => {
-          written += bytes;
-          onProgress?.(bytes);
-        }),
-        runJob(producer, { kind: 'ring', ...shared, entries: plan.entries, settings: plan.settings, postChunks: false }, ended),
-      ]),
+    const produce = { kind: 'ring', ...shared, entries: plan.entries, settings: plan.settings, postChunks: false } as const;
+    const digests = await Promise.race([
+      Promise.all(
+        drain
+          ? [runJob(drain, { kind: 'drain', ...shared, ...sink }, ended, progress), runJob(producer, produce, ended)]
+          : [runJob(producer, { ...produce, drainHere: sink }, ended, progress)],
+      ),
       aborted,
     ]);
     if (written !== plan.size) throw sizeMismatch(written, plan.size);
-    return knownDigest ?? digest!;
+    return knownDigest ?? digests[0]!;
   } finally {
     signal?.removeEventListener('abort', onAbort);
-    if (ended.size < 2) {
+    if (ended.size < workers.length) {
       // Stopped early (an abort, a failure on either side): a worker may be mid-read, mid-write or
       // waiting for the other; wake both and end whichever is still in the job.
       Atomics.store(control, CONTROL.cancelled, 1);
       Atomics.notify(control, CONTROL.consumed);
       Atomics.notify(control, CONTROL.produced);
     }
-    for (const worker of [producer, drain]) {
+    for (const worker of workers) {
       if (ended.has(worker)) worker.release();
       else await worker.stop().catch(() => undefined);
     }
   }
+}
+
+/** Whether a second worker hashes and writes (see writeThroughRing). */
+function drainInThread(): boolean {
+  const forced = process.env.NIXDOCK_TAR_DRAIN;
+  if (forced === 'thread' || forced === 'inline') return forced === 'thread';
+  return availableParallelism() > 2;
 }
 
 /** Runs one job: its `done` digest, or the job's failure; `ended` gets the worker once it may serve another job. */

@@ -11,7 +11,7 @@ import { toNixdockError } from '../errors.js';
 import { writeAll } from '../util/fd.js';
 import { TarFiller } from './filler.js';
 import { HeaderTemplate } from './header.js';
-import { CHUNK_SIZE, CONTROL, PROGRESS_EVERY, RING_SLOTS, type DrainJob, type RingJob, type TarJob, type TarWorkerMessage } from './worker-protocol.js';
+import { CHUNK_SIZE, CONTROL, PROGRESS_EVERY, RING_SLOTS, WAKE_AFTER, type DrainJob, type RingJob, type TarJob, type TarWorkerMessage } from './worker-protocol.js';
 
 type Send = (message: TarWorkerMessage) => void;
 
@@ -27,6 +27,7 @@ function runJob(job: TarJob, send: Send): void {
 }
 
 function fillRing(job: RingJob, send: Send): void {
+  if (job.drainHere) return fillAndDrain(job, job.drainHere, send);
   const filler = new TarFiller(job.entries, new HeaderTemplate(job.settings));
   const control = new Int32Array(job.control);
   const ring = Buffer.from(job.ring);
@@ -36,7 +37,8 @@ function fillRing(job: RingJob, send: Send): void {
       const length = filler.fill(ring.subarray(slot * CHUNK_SIZE, (slot + 1) * CHUNK_SIZE));
       Atomics.store(control, CONTROL.lengths + slot, length);
       Atomics.store(control, CONTROL.produced, produced + 1);
-      Atomics.notify(control, CONTROL.produced);
+      // A drain sleeps until enough chunks are ready (or the end is): wake it only then.
+      if (length === 0 || produced + 1 >= Atomics.load(control, CONTROL.drainWaitsFor)) Atomics.notify(control, CONTROL.produced);
       if (length === 0) {
         send({ type: 'done' });
         return;
@@ -48,13 +50,59 @@ function fillRing(job: RingJob, send: Send): void {
   }
 }
 
-/** Blocks until the slot for chunk number `produced` is free; false when the job was cancelled. */
+/**
+ * Blocks until the slot for chunk number `produced` is free; false when the job was cancelled.
+ * Once it has to wait, it waits for WAKE_AFTER free slots (the reader wakes it only then).
+ */
 function waitForFreeSlot(control: Int32Array, produced: number): boolean {
-  for (;;) {
+  for (let waitsFor = produced - RING_SLOTS + 1; ; ) {
     if (Atomics.load(control, CONTROL.cancelled) !== 0) return false;
     const consumed = Atomics.load(control, CONTROL.consumed);
-    if (produced - consumed < RING_SLOTS) return true;
+    if (consumed >= waitsFor) return true;
+    waitsFor = produced - RING_SLOTS + WAKE_AFTER;
+    Atomics.store(control, CONTROL.producerWaitsFor, waitsFor);
+    // Checked again after saying so: a reader that consumed in between may not have seen it.
+    if (Atomics.load(control, CONTROL.consumed) >= waitsFor) return true;
     Atomics.wait(control, CONTROL.consumed, consumed);
+  }
+}
+
+/** Reads, hashes and writes in one loop, one chunk at a time (in the ring's first slot). */
+function fillAndDrain(job: RingJob, sink: { fd: number | null; hash: boolean }, send: Send): void {
+  const filler = new TarFiller(job.entries, new HeaderTemplate(job.settings));
+  const control = new Int32Array(job.control);
+  const chunk = Buffer.from(job.ring, 0, CHUNK_SIZE);
+  const hash = sink.hash ? createHash('sha256') : undefined;
+  const progress = new Progress(send);
+  try {
+    for (let length = filler.fill(chunk); length > 0; length = filler.fill(chunk)) {
+      if (Atomics.load(control, CONTROL.cancelled) !== 0) return;
+      hash?.update(chunk.subarray(0, length));
+      if (sink.fd !== null) writeAll(sink.fd, chunk.subarray(0, length));
+      progress.add(length);
+    }
+  } finally {
+    filler.close();
+  }
+  progress.flush();
+  send({ type: 'done', ...(hash && { digest: `sha256:${hash.digest('hex')}` }) });
+}
+
+/** Bytes written, reported every PROGRESS_EVERY bytes. */
+class Progress {
+  private written = 0;
+  private reported = 0;
+
+  constructor(private readonly send: Send) {}
+
+  add(bytes: number): void {
+    this.written += bytes;
+    if (this.written - this.reported >= PROGRESS_EVERY) this.flush();
+  }
+
+  flush(): void {
+    if (this.written > this.reported) this.send({ type: 'progress', bytes: this.written - this.reported });
+    this.reported = this.written;
   }
 }
 
@@ -62,13 +110,12 @@ function drainRing(job: DrainJob, send: Send): void {
   const control = new Int32Array(job.control);
   const ring = Buffer.from(job.ring);
   const hash = job.hash ? createHash('sha256') : undefined;
-  let reported = 0;
-  let written = 0;
+  const progress = new Progress(send);
   for (let consumed = 0; waitForFilledSlot(control, consumed); consumed++) {
     const slot = consumed % RING_SLOTS;
     const length = Atomics.load(control, CONTROL.lengths + slot);
     if (length === 0) {
-      if (written > reported) send({ type: 'progress', bytes: written - reported });
+      progress.flush();
       send({ type: 'done', ...(hash && { digest: `sha256:${hash.digest('hex')}` }) });
       return;
     }
@@ -76,21 +123,30 @@ function drainRing(job: DrainJob, send: Send): void {
     hash?.update(chunk);
     if (job.fd !== null) writeAll(job.fd, chunk);
     Atomics.store(control, CONTROL.consumed, consumed + 1);
-    Atomics.notify(control, CONTROL.consumed);
-    written += length;
-    if (written - reported >= PROGRESS_EVERY) {
-      send({ type: 'progress', bytes: written - reported });
-      reported = written;
-    }
+    if (consumed + 1 >= Atomics.load(control, CONTROL.producerWaitsFor)) Atomics.notify(control, CONTROL.consumed);
+    progress.add(length);
   }
 }
 
-/** Blocks until chunk number `consumed` has been produced; false when the job was cancelled. */
+/**
+ * Blocks until chunk number `consumed` has been produced; false when the job was cancelled. Once
+ * it has to wait, it waits for WAKE_AFTER chunks (or the end: the producer wakes it then too).
+ */
 function waitForFilledSlot(control: Int32Array, consumed: number): boolean {
-  for (;;) {
+  for (let waitsFor = consumed + 1; ; ) {
     if (Atomics.load(control, CONTROL.cancelled) !== 0) return false;
     const produced = Atomics.load(control, CONTROL.produced);
-    if (produced > consumed) return true;
-    Atomics.wait(control, CONTROL.produced, produced);
+    if (produced >= waitsFor || (produced > consumed && lastIsEnd(control, produced))) return true;
+    waitsFor = consumed + WAKE_AFTER;
+    Atomics.store(control, CONTROL.drainWaitsFor, waitsFor);
+    // Checked again after saying so: a producer that filled a slot in between may not have seen it.
+    const now = Atomics.load(control, CONTROL.produced);
+    if (now >= waitsFor || (now > consumed && lastIsEnd(control, now))) return true;
+    Atomics.wait(control, CONTROL.produced, now);
   }
+}
+
+/** Whether the last produced chunk is the end of the archive (nothing more will come to wait for). */
+function lastIsEnd(control: Int32Array, produced: number): boolean {
+  return Atomics.load(control, CONTROL.lengths + ((produced - 1) % RING_SLOTS)) === 0;
 }
