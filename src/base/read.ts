@@ -46,7 +46,7 @@ export async function readBaseImage(from: FromImage, opts: ReadBaseOptions): Pro
 function readBase(from: FromImage, opts: ReadBaseOptions): Promise<BaseImage> {
   switch (from.kind) {
     case 'docker-archive':
-      return readDockerArchive(from.path, opts.cacheDir);
+      return readDockerArchive(from.path, opts.cacheDir, { ...(from.name !== undefined && { name: from.name }), ...(from.tag !== undefined && { tag: from.tag }) });
     case 'oci':
       return readOciLayout(from.path, from.tag === undefined ? {} : { tag: from.tag }, opts.cacheDir);
     case 'registry':

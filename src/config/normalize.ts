@@ -60,7 +60,7 @@ export function normalizeImage(input: ImageSpecInput, ctx: SpecContext): ImageSp
     perms: (input.perms ?? []).map(({ mode, ...perm }) => ({ ...perm, ...(mode !== undefined && { mode: parseInt(mode, 8) }) })),
     includeStorePaths: input.includeStorePaths ?? true,
     includeNixDB: input.includeNixDB ?? false,
-    ...(input.fromImage !== undefined && { fromImage: normalizeFromImage(input.fromImage, dir) }),
+    ...(input.fromImage !== undefined && { fromImage: chooseArchiveImage(normalizeFromImage(input.fromImage, dir), input, ctx) }),
     ...(input.nixpkgsConf !== undefined && { nixpkgsConf: resolve(dir, input.nixpkgsConf) }),
     compression: input.compression ?? 'none',
     push: input.push ?? [],
@@ -211,6 +211,22 @@ function normalizeFromImage(input: FromImageInput, dir: string): FromImage {
     return { kind: 'oci', path: resolve(dir, input.oci), ...(input.tag !== undefined && { tag: input.tag }) };
   }
   return parseImageLocation(input, dir);
+}
+
+/** fromImageName/fromImageTag pick an image of a docker-archive; with another kind of base they mean nothing. */
+function chooseArchiveImage(from: FromImage, input: ImageSpecInput, ctx: SpecContext): FromImage {
+  if (input.fromImageName === undefined && input.fromImageTag === undefined) return from;
+  if (from.kind === 'docker-archive') {
+    return { ...from, ...(input.fromImageName !== undefined && { name: input.fromImageName }), ...(input.fromImageTag !== undefined && { tag: input.fromImageTag }) };
+  }
+  const field = joinField(ctx.field, [input.fromImageName !== undefined ? 'fromImageName' : 'fromImageTag']);
+  throw fieldError(ctx.code, ctx.file, {
+    field,
+    message: `\`${field}\` chooses an image of a docker-archive fromImage, but fromImage is ${from.kind === 'oci' ? 'an OCI layout' : 'a registry reference'}`,
+    found: render(input.fromImageName ?? input.fromImageTag),
+    expected: 'fromImage: "docker-archive:PATH"',
+    hint: from.kind === 'oci' ? 'Choose the image of an OCI layout with its tag: "oci:DIR:TAG".' : 'Name the image in the reference itself.',
+  });
 }
 
 /** A glob written relative to `dir`, re-expressed relative to the project root (posix separators). */

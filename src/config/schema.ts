@@ -247,6 +247,8 @@ export const imageSpecSchema = z
     includeStorePaths: z.boolean().optional().describe('Put the store paths into the image. Default true; false keeps only the customisation layer'),
     includeNixDB: z.boolean().optional().describe('Add a Nix database registering the closure. Default false'),
     fromImage: fromImageSchema.optional(),
+    fromImageName: z.string().optional().describe('dockerTools fromImageName: with a docker-archive fromImage holding several images (mergeImages, docker save a b), the one whose RepoTags have this name. Default: the first image'),
+    fromImageTag: z.string().optional().describe('dockerTools fromImageTag: the tag of that image (with or without fromImageName)'),
     nixpkgsConf: z.string().optional().describe('A nixpkgs streamLayeredImage conf.json used as is (relative to the file that names it)'),
     compression: z.enum(['none', 'gzip', 'zstd']).optional().describe('Layer compression in OCI layouts and pushes. Default "none"'),
     push: z

@@ -24,7 +24,8 @@ export type ContentsEntry =
 export type FromImage =
   /** Registry reference; pinned by digest unless allowTag. */
   | { kind: 'registry'; ref: string; allowTag: boolean }
-  | { kind: 'docker-archive'; path: string }
+  /** name/tag: dockerTools' fromImageName/fromImageTag, choosing one image of a multi-image archive. */
+  | { kind: 'docker-archive'; path: string; name?: string; tag?: string }
   | { kind: 'oci'; path: string; tag?: string };
 
 /** One `perms` entry: `path` absolute in the image, `mode` as a number. */

@@ -255,3 +255,32 @@ test('examples/dockertools: every image builds and runs in podman as its comment
   assert.equal(run('store-symlink'), 'linked through /bin\n');
   assert.equal(run('non-root'), 'alice\n/home/alice\nset up by root\n');
 });
+
+test('fromImageName/fromImageTag choose one image of a multi-image docker-archive (podman save -m)', { skip: missingTools([NIX, ...PODMAN]) }, (t) => {
+  const { busybox } = fixtures();
+  const dir = tempProject(t, {
+    'nixdock.config.json': {
+      formats: ['docker-archive'],
+      images: [
+        { name: 'first', tag: 'one', contents: [busybox, './a'] },
+        { name: 'second', tag: 'two', contents: [busybox, './b'] },
+        { name: 'app', fromImage: 'docker-archive:./multi.tar', fromImageName: 'second', fromImageTag: 'two', config: { Cmd: ['/bin/cat', '/etc/which'] } },
+      ],
+    },
+    'a/etc/which': 'first\n',
+    'b/etc/which': 'second\n',
+  });
+  nixdockOk(dir, ['build', 'first', 'second']);
+  const store = join(tempDir(t, 'nixdock-pd-'), 'podman');
+  for (const name of ['first', 'second']) podman(store, ['load', '-q', '-i', join(dir, 'out', `${name}.tar`)]);
+  podman(store, ['save', '-q', '-m', '-o', join(dir, 'multi.tar'), 'localhost/first:one', 'localhost/second:two']);
+  nixdockOk(dir, ['build', 'app']);
+  assert.equal(runImage(t, join(dir, 'out', 'app.tar'), []), 'second\n');
+  const spec = JSON.parse(readFileSync(join(dir, 'nixdock.config.json'), 'utf8'));
+  spec.images[2].fromImageTag = 'three';
+  writeFileSync(join(dir, 'nixdock.config.json'), JSON.stringify(spec));
+  const missing = nixdock(dir, ['build', 'app']);
+  assert.equal(missing.status, 2, missing.stderr);
+  assert.match(missing.stderr, /holds no image second:three/);
+  assert.match(missing.stderr, /localhost\/second:two/);
+});

@@ -26,11 +26,17 @@ interface ArchiveManifestEntry {
   RepoTags?: string[] | null;
 }
 
-export async function readDockerArchive(path: string, cacheDir: string): Promise<BaseImage> {
+/** Which image of a multi-image archive (dockerTools' fromImageName/fromImageTag); default the first. */
+export interface ArchiveImageChoice {
+  name?: string;
+  tag?: string;
+}
+
+export async function readDockerArchive(path: string, cacheDir: string, choice: ArchiveImageChoice = {}): Promise<BaseImage> {
   const description = `docker-archive:${path}`;
   const tarPath = await uncompressedArchive(path, cacheDir);
   const index = await readTarMembers(tarPath);
-  const entry = await readArchiveManifest(tarPath, index, description);
+  const entry = await readArchiveManifest(tarPath, index, description, choice);
   const configMember = requireMember(index, entry.Config, description, 'Config');
   const config = parseImageConfig(await readMember(tarPath, configMember), `${description} (${entry.Config})`, entry.Layers.length);
   const layers = await Promise.all(
@@ -61,18 +67,38 @@ async function uncompressedArchive(path: string, cacheDir: string): Promise<stri
   return cached;
 }
 
-async function readArchiveManifest(tarPath: string, index: TarMembers, description: string): Promise<ArchiveManifestEntry> {
+async function readArchiveManifest(tarPath: string, index: TarMembers, description: string, choice: ArchiveImageChoice): Promise<ArchiveManifestEntry> {
   const member = index.get('manifest.json');
   if (!member) {
     throw invalidBase(description, 'manifest.json', 'no manifest.json in the archive', 'a docker-archive with manifest.json (docker ≥ 1.10, skopeo, dockerTools)');
   }
   const manifest = parseJson(await readMember(tarPath, member), `${description} (manifest.json)`);
-  // Like dockerTools' fromImage, a multi-image archive contributes its first image.
-  const first = Array.isArray(manifest) ? (manifest[0] as Partial<ArchiveManifestEntry> | undefined) : undefined;
+  // Like dockerTools' fromImage, a multi-image archive contributes its first image unless fromImageName/fromImageTag choose.
+  const first = Array.isArray(manifest) ? (chosenEntry(manifest, choice, description) as Partial<ArchiveManifestEntry> | undefined) : undefined;
   if (!first || typeof first.Config !== 'string' || !Array.isArray(first.Layers) || !first.Layers.every((l) => typeof l === 'string')) {
     throw invalidBase(description, 'manifest.json', JSON.stringify(manifest)?.slice(0, 200), '[{"Config": "<file>", "Layers": ["<file>", …]}]');
   }
   return first as ArchiveManifestEntry;
+}
+
+/** The entry whose RepoTags hold NAME:TAG (a name alone: any tag of it; a tag alone: any name with it). */
+function chosenEntry(manifest: unknown[], choice: ArchiveImageChoice, description: string): unknown {
+  if (choice.name === undefined && choice.tag === undefined) return manifest[0];
+  const matches = (repoTag: string) => {
+    const colon = repoTag.lastIndexOf(':');
+    const [name, tag] = colon > repoTag.lastIndexOf('/') ? [repoTag.slice(0, colon), repoTag.slice(colon + 1)] : [repoTag, 'latest'];
+    const sameName = choice.name === undefined || name === choice.name || name.endsWith(`/${choice.name}`);
+    return sameName && (choice.tag === undefined || tag === choice.tag);
+  };
+  const found = manifest.find((entry) => ((entry as { RepoTags?: unknown }).RepoTags as unknown[] | undefined)?.some((t) => typeof t === 'string' && matches(t)));
+  if (found) return found;
+  const tags = manifest.flatMap((entry) => ((entry as { RepoTags?: unknown }).RepoTags as string[] | undefined) ?? []);
+  throw new NixdockError('INPUT_INVALID', `${description} holds no image ${choice.name ?? '*'}:${choice.tag ?? '*'}`, {
+    location: { field: 'fromImageName' },
+    found: tags.length > 0 ? tags.join(', ') : 'images without RepoTags',
+    expected: `an image tagged ${choice.name ?? '<any name>'}:${choice.tag ?? '<any tag>'}`,
+    hint: 'Pick one of the RepoTags found with fromImageName/fromImageTag, or leave them out for the first image.',
+  });
 }
 
 function requireMember(index: TarMembers, name: string, description: string, field: string): TarMember {
