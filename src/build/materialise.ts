@@ -9,6 +9,7 @@ import { NixdockError } from '../errors.js';
 import { blobBacked, intactBlob, storedBlob, trustBlob } from '../formats/oci-layout/trust.js';
 import { OciLayout } from '../formats/oci-layout/write.js';
 import { hashLayer } from '../layer/hash.js';
+import { layerSourceWith } from '../layer/source-view.js';
 import type { HybridImage } from '../formats/docker-archive/write.js';
 import type { Codec, Digest, Layer, LayerSource } from '../types.js';
 import { assemblePlanned } from './assemble.js';
@@ -31,7 +32,7 @@ export async function materialiseInto(layout: OciLayout, plan: ImagePlan, ctx: M
     const reused = record && (await reusableBlob(layout, source, plan.codec, record, ctx.index));
     // A recipe the cache knows (its blob gone: after gc, or a new output dir) is tarred again
     // under its recorded diffId without hashing it again; only the byte count is checked.
-    const layer = reused ?? (await layout.writeLayer(ctx.progress.counted(record ? withDiffId(source, record.diffId) : source), plan.codec, ctx.signal, record !== undefined));
+    const layer = reused ?? (await layout.writeLayer(ctx.progress.counted(record ? layerSourceWith(source, { diffId: record.diffId }) : source), plan.codec, ctx.signal, record !== undefined));
     if (!reused) await trustBlob(layout, storedBlob(layer, plan.codec), ctx.index);
     for (const blob of Object.values(layer.compressed)) {
       if (blob.codec !== 'none') ctx.index.putCompressed(layer.diffId, blob);
@@ -106,11 +107,6 @@ async function reusableBlob(layout: OciLayout, source: LayerSource, codec: Codec
   const blob = codec === 'none' ? { codec, digest: record.diffId, size: record.size } : index.getCompressed(record.diffId, codec);
   if (!blob || !(await intactBlob(layout, blob, index))) return undefined;
   return { source, diffId: record.diffId, size: record.size, built: false, compressed: { [codec]: blob } };
-}
-
-/** The source under the diff_id the cache recorded for its recipe; by delegation, not a spread, because sources may be class instances (a base image's layers) whose methods a spread drops. */
-function withDiffId(source: LayerSource, diffId: Digest): LayerSource {
-  return source.diffId === diffId ? source : Object.assign(Object.create(source) as LayerSource, { diffId });
 }
 
 function checkAborted(ctx: MaterialiseContext, image: string): void {

@@ -8,6 +8,7 @@ import { Transform, pipeline, type Readable } from 'node:stream';
 import type { NixdockError } from '../errors.js';
 import type { EventBus } from '../events.js';
 import type { BuildResult, Layer, LayerSource, WriteToFdOptions } from '../types.js';
+import { layerSourceWith } from '../layer/source-view.js';
 import type { PlanStats } from './plan.js';
 
 /** Progress ticks at most this often: a terminal or a WebSocket needs no more. */
@@ -67,13 +68,9 @@ export class BuildProgress {
   /** Wraps a source so reading it reports progress on the bus. */
   counted(source: LayerSource): LayerSource {
     const progress = this;
-    const writeToFd = source.writeToFd;
-    return {
-      ...source,
-      size: () => source.size(),
-      ...(writeToFd && {
-        writeToFd: (fd: number | undefined, opts?: WriteToFdOptions) => writeToFd(fd, { ...opts, onProgress: (bytes) => progress.addBytes(bytes) }),
-      }),
+    const writeToFd = source.writeToFd?.bind(source);
+    return layerSourceWith(source, {
+      writeToFd: writeToFd && ((fd: number | undefined, opts?: WriteToFdOptions) => writeToFd(fd, { ...opts, onProgress: (bytes) => progress.addBytes(bytes) })),
       open(): Readable {
         const counter = new Transform({
           transform(chunk: Buffer, _enc, done) {
@@ -85,7 +82,7 @@ export class BuildProgress {
         pipeline(source.open(), counter, () => {});
         return counter;
       },
-    };
+    });
   }
 
   private addBytes(n: number): void {

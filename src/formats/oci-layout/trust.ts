@@ -9,6 +9,7 @@
  * digests when they read the layout).
  */
 import type { Codec, Digest, Layer } from '../../types.js';
+import { layerSourceWith } from '../../layer/source-view.js';
 import type { OciLayout } from './write.js';
 
 /** Where the fingerprints of blobs known good are kept (the build cache). */
@@ -51,5 +52,5 @@ export function blobBacked(layer: Layer, layout: OciLayout, codec: Codec): Layer
   if (codec !== 'none') return layer;
   const source = layer.source;
   const tarFile = layout.blobPath(layer.diffId);
-  return { ...layer, verifiedBytes: true, source: { ...source, tarFile, size: async () => layer.size, open: () => layout.openBlob(layer.diffId) } };
+  return { ...layer, verifiedBytes: true, source: layerSourceWith(source, { tarFile, size: async () => layer.size, open: () => layout.openBlob(layer.diffId) }) };
 }
