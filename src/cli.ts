@@ -47,7 +47,7 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 function isBrokenPipe(err: unknown): boolean {
   for (let e = err as (NodeJS.ErrnoException & { cause?: unknown; code?: string }) | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
     if (e.code === 'EPIPE') return true;
-    if (e.code !== undefined && e.code !== 'INTERNAL' && !/^E[A-Z]+$/.test(e.code)) return false;
+    if (e.code !== undefined && e.code !== 'INTERNAL' && e.code !== 'ABORTED' && !/^E[A-Z]+$/.test(e.code)) return false;
   }
   return false;
 }

@@ -132,6 +132,8 @@ export function toNixdockError(err: unknown): NixdockError {
     });
   }
   if (e?.name === 'AbortError') return new NixdockError('ABORTED', 'The build was stopped', { cause: err });
+  // Whoever read the output went away (`nixdock stream … | head`): a stop, not a nixdock failure.
+  if (e?.code === 'EPIPE') return new NixdockError('ABORTED', 'Stopped: the reader of the output went away (EPIPE)', { cause: err });
   return new NixdockError('INTERNAL', e?.message ?? String(err), { cause: err });
 }
 

@@ -52,6 +52,7 @@ export function plainLine(event: BuildEvent): string | undefined {
  * failure line names only the code, so Nix's log does not appear twice.
  */
 function commandLine(event: BuildEvent): string | undefined {
+  if (event.type === 'build:failed' && event.error.code === 'ABORTED' && event.error.message.includes('(EPIPE)')) return undefined; // ends quietly
   return event.type === 'build:failed' ? `${event.image}: failed [${event.error.code}]` : plainLine(event);
 }
 
