@@ -5,7 +5,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, createReadStream, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -66,9 +66,13 @@ http:
   secret: nixdock-test-only
 ${auth}`,
   );
-  const child = spawn(REGISTRY_BIN, ['serve', config], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  // stderr into a file, not a pipe: a caller blocked in spawnSync (the benchmark) cannot drain a
+  // pipe, and the registry, logging each 404 HEAD, would stall once the pipe buffer is full.
+  const log = join(dir, 'stderr.log');
+  const logFd = openSync(log, 'w');
+  const child = spawn(REGISTRY_BIN, ['serve', config], { stdio: ['ignore', 'ignore', logFd] });
+  closeSync(logFd);
+  const stderr = () => readFileSync(log, 'utf8');
   const registry: TestRegistry = {
     host: `127.0.0.1:${port}`,
     port,
@@ -79,7 +83,7 @@ ${auth}`,
     },
   };
   try {
-    await waitForV2(registry.url, child, () => stderr);
+    await waitForV2(registry.url, child, stderr);
   } catch (err) {
     await registry.stop();
     throw err;
