@@ -27,7 +27,8 @@ export function plainLine(event: BuildEvent): string | undefined {
     case 'build:started':
       return `${event.image}: building`;
     case 'resolve:done':
-      return `${event.image}: closure of ${event.paths} store paths, ${formatBytes(event.narSize)}`;
+      // A nixpkgs conf.json names its paths but not their size (narSize 0).
+      return `${event.image}: closure of ${event.paths} store paths${event.narSize > 0 ? `, ${formatBytes(event.narSize)}` : ''}`;
     case 'plan:done':
       return `${event.image}: ${event.layers} layers planned`;
     case 'layer:built':
