@@ -179,6 +179,28 @@ export interface Layer {
 
 // ───────────────────────────── image ─────────────────────────────
 
+/** A user of the image's /etc/passwd (spec field `users`). */
+export interface SystemUser {
+  name: string;
+  uid: number;
+  /** Default: the uid. */
+  gid?: number;
+  /** Default /root for uid 0, /var/empty for nobody, else /home/NAME. */
+  home?: string;
+  /** Default /bin/sh. */
+  shell?: string;
+  description?: string;
+  /** Default true (except for nobody): create the home directory, owned by the user. */
+  createHome?: boolean;
+}
+
+/** A group of the image's /etc/group (spec field `groups`). */
+export interface SystemGroup {
+  name: string;
+  gid: number;
+  members?: string[];
+}
+
 /** OCI image config `config` section (the runtime settings). */
 export interface ContainerConfig {
   User?: string;

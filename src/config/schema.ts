@@ -130,6 +130,9 @@ function fromImageStringProblem(value: string): string | undefined {
   return parseReference(value).digest ? undefined : `the registry base image \`${value}\` is not pinned by digest`;
 }
 
+/** A user or group name as /etc/passwd and /etc/group allow it. */
+const posixName = z.string().regex(/^[a-z_][a-z0-9_.-]*$/i, 'a user or group name: letters, digits, _ . -');
+
 const fromImageSchema = z
   .union([
     z
@@ -219,7 +222,7 @@ export const imageSpecSchema = z
     users: z
       .array(
         z.strictObject({
-          name: z.string().regex(/^[a-z_][a-z0-9_.-]*$/i, 'a user or group name: letters, digits, _ . -').describe('User name'),
+          name: posixName.describe('User name'),
           uid: z.number().int().min(0).describe('User id'),
           gid: z.number().int().min(0).optional().describe('Primary group id. Default: the uid (a group named after the user is added when no group has it)'),
           home: z.string().regex(/^\//, 'an absolute path').optional().describe('Home directory. Default /root for uid 0, else /home/NAME'),
@@ -233,9 +236,9 @@ export const imageSpecSchema = z
     groups: z
       .array(
         z.strictObject({
-          name: z.string().regex(/^[a-z_][a-z0-9_.-]*$/i, 'a user or group name: letters, digits, _ . -').describe('Group name'),
+          name: posixName.describe('Group name'),
           gid: z.number().int().min(0).describe('Group id'),
-          members: z.array(z.string().regex(/^[a-z_][a-z0-9_.-]*$/i, 'a user or group name: letters, digits, _ . -')).optional().describe('Supplementary members (user names)'),
+          members: z.array(posixName).optional().describe('Supplementary members (user names)'),
         }),
       )
       .optional()

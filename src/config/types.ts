@@ -3,7 +3,7 @@
  * nixdock works with. The user-facing input shapes live in ./schema.ts; its parse output
  * must be assignable to these types.
  */
-import type { Codec, ContainerConfig, Installable, LayerStrategy, OutputFormat } from '../types.js';
+import type { Codec, ContainerConfig, Installable, LayerStrategy, OutputFormat, SystemGroup, SystemUser } from '../types.js';
 
 /** Where a spec came from, so errors can point at it. */
 export interface SpecSource {
@@ -37,22 +37,6 @@ export interface PermSpec {
   recursive?: boolean;
 }
 
-export interface UserSpec {
-  name: string;
-  uid: number;
-  gid?: number;
-  home?: string;
-  shell?: string;
-  description?: string;
-  createHome?: boolean;
-}
-
-export interface GroupSpec {
-  name: string;
-  gid: number;
-  members?: string[];
-}
-
 export interface ImageSpec {
   name: string;
   /** Absent: derived from the image content (stable across machines). */
@@ -83,8 +67,8 @@ export interface ImageSpec {
   /** Owners and modes of customisation layer paths; applied last. */
   perms: PermSpec[];
   /** /etc/passwd, /etc/group, /etc/shadow entries and home directories (shadowSetup/fakeNss). */
-  users: UserSpec[];
-  groups: GroupSpec[];
+  users: SystemUser[];
+  groups: SystemGroup[];
   /** A shell in the store linked as /bin/sh (dockerTools.binSh). */
   binSh?: string;
   /** An env in the store linked as /usr/bin/env (dockerTools.usrBinEnv). */

@@ -12,28 +12,9 @@
 import { chmodSync, existsSync, lstatSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { NixdockError } from '../errors.js';
+import type { SystemGroup, SystemUser } from '../types.js';
 import type { PathPerm } from './ownership.js';
 import { DIR_MODE } from './stage-tree.js';
-
-export interface SystemUser {
-  name: string;
-  uid: number;
-  /** Default: the uid. */
-  gid?: number;
-  /** Default /root for uid 0, /var/empty for nobody, else /home/NAME. */
-  home?: string;
-  /** Default /bin/sh. */
-  shell?: string;
-  description?: string;
-  /** Default true (except for nobody): create the home directory, owned by the user. */
-  createHome?: boolean;
-}
-
-export interface SystemGroup {
-  name: string;
-  gid: number;
-  members?: string[];
-}
 
 export interface SystemFiles {
   users?: SystemUser[];
