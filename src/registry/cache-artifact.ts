@@ -10,7 +10,7 @@
  * so one cache reference serves several images and branches. Two machines writing at the same
  * moment may drop each other's new rows; the next push puts them back. It is a cache.
  */
-import { sha256 } from '../digest.js';
+import { isDigest, sha256 } from '../digest.js';
 import { NixdockError } from '../errors.js';
 import { MediaType } from '../image/manifest.js';
 import type { Codec, CompressedBlob, Descriptor, Digest } from '../types.js';
@@ -64,7 +64,6 @@ export async function readCacheRows(client: RegistryClient, doc: ArtifactManifes
   return Array.isArray(rows) ? rows.filter(isRow).slice(0, MAX_ROWS) : [];
 }
 
-const DIGEST = /^sha256:[0-9a-f]{64}$/;
 const CODECS: readonly Codec[] = ['none', 'gzip', 'zstd'];
 
 function isRow(value: unknown): value is CacheRow {
@@ -72,10 +71,10 @@ function isRow(value: unknown): value is CacheRow {
   const blob = row?.blob as Partial<CompressedBlob> | undefined;
   return (
     typeof row?.recipe === 'string' && row.recipe.length <= 256 &&
-    typeof row.diffId === 'string' && DIGEST.test(row.diffId) &&
+    isDigest(row.diffId) &&
     Number.isSafeInteger(row.size) && row.size! >= 0 &&
     typeof row.repository === 'string' && row.repository.length <= 512 &&
-    typeof blob?.digest === 'string' && DIGEST.test(blob.digest) &&
+    isDigest(blob?.digest) &&
     CODECS.includes(blob.codec as Codec) && Number.isSafeInteger(blob.size) && blob.size! >= 0
   );
 }

@@ -21,7 +21,7 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { NixdockError } from '../errors.js';
 import { autoDecompress } from '../formats/decompress.js';
-import { DigestStream, sha256 } from '../digest.js';
+import { DigestStream, isDigest, sha256 } from '../digest.js';
 import { MediaType, RECIPE_ANNOTATION } from '../image/manifest.js';
 import type { Codec, CompressedBlob, Descriptor, Digest, Platform } from '../types.js';
 import { RegistryClient } from './client.js';
@@ -167,10 +167,6 @@ async function readConfig(client: RegistryClient, desc: Descriptor): Promise<{ r
   } catch {
     return undefined;
   }
-}
-
-function isDigest(value: unknown): value is Digest {
-  return typeof value === 'string' && /^sha256:[0-9a-f]{64}$/.test(value);
 }
 
 /**
