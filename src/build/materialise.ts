@@ -97,10 +97,13 @@ export async function archivePlan(plan: ImagePlan, ctx: MaterialiseContext): Pro
   };
 }
 
-/** A layer is done: reported, and its recipe remembered so the next build can reuse it. */
+/**
+ * A layer is done: its recipe remembered so the next build can reuse it, then reported — in that
+ * order, so a layer anyone saw reported survives the build being killed right after.
+ */
 export function layerDone(ctx: MaterialiseContext, layer: Layer, index: number, ms = 0): void {
-  ctx.progress.layerDone(layer, index, ms);
   ctx.index.recordLayer({ key: layer.source.key, diffId: layer.diffId, size: layer.size, storePaths: [...layer.source.storePaths] });
+  ctx.progress.layerDone(layer, index, ms);
 }
 
 async function reusableBlob(layout: OciLayout, source: LayerSource, codec: Codec, record: { diffId: Digest; size: number }, index: BuildCache): Promise<Layer | undefined> {

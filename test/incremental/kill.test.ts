@@ -15,7 +15,7 @@ import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import { BuildCache } from '../../src/cache/cache.js';
 import { blobPath, liveDigestsOfLayout } from '../../src/formats/oci-layout/blobs.js';
-import { exited, runCli, until, type Project } from '../daemon/helpers.js';
+import { exited, runCli, type Project } from '../daemon/helpers.js';
 import { missingTools } from '../helpers/tools.js';
 import { bigApp, build, makeProject, misnamedBlobs, tempFiles } from './helpers.js';
 
@@ -54,20 +54,34 @@ function growingTemp(dir: string, marker: string, bytes: number, pid: number): s
   return undefined;
 }
 
-/** Starts `nixdock build`, SIGKILLs it once `ready(stderr)` holds, and waits for it to die. */
+/**
+ * Starts `nixdock build` and runs it in small steps (SIGCONT, a few ms, SIGSTOP), checking
+ * `ready(stderr)` while it is stopped; once it holds, SIGKILLs it in exactly that state. Polling a
+ * running build misses points that last only milliseconds: a 20 MiB layer is written in 50 ms.
+ */
 async function buildKilledWhen(project: Project, ready: (stderr: string, pid: number) => boolean, what: string): Promise<void> {
   const proc: ChildProcess = runCli(project, ['build']);
   let stderr = '';
   proc.stderr!.on('data', (d) => (stderr += d));
   proc.stdout!.resume();
-  await until(() => {
+  const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  const deadline = Date.now() + 120_000;
+  for (;;) {
     if (proc.exitCode !== null) throw new Error(`the build ended (${proc.exitCode}) before ${what}:\n${stderr}`);
-    return ready(stderr, proc.pid!);
-  }, what);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for the build to be ${what}:\n${stderr}`);
+    proc.kill('SIGSTOP');
+    await pause(10); // lets the lines written before the stop arrive
+    if (ready(stderr, proc.pid!)) break;
+    proc.kill('SIGCONT');
+    await pause(STEP_MS);
+  }
   proc.kill('SIGKILL');
   await exited(proc);
   assert.equal(proc.signalCode, 'SIGKILL', `killed ${what}`);
 }
+
+/** How long the build runs between two checks: a fraction of the time one layer takes. */
+const STEP_MS = 3;
 
 function assertIndexIntact(cacheDir: string): void {
   const index = BuildCache.open(cacheDir, { onRecovered: (message) => assert.fail(`the index had to be recovered: ${message}`) });
