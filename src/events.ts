@@ -11,6 +11,8 @@ export type SucceededFields = Pick<BuildResult, 'tag' | 'configDigest' | 'manife
 
 export type BuildEvent =
   | { type: 'build:queued'; image: string; buildId: string; reason: string }
+  /** One line of a tool's log while the build runs (today: Nix realising installables, its stderr). */
+  | { type: 'log'; image: string; buildId: string; source: 'nix'; line: string }
   | { type: 'build:started'; image: string; buildId: string; time: number; reason?: string }
   | { type: 'resolve:done'; image: string; buildId: string; paths: number; narSize: number }
   | { type: 'plan:done'; image: string; buildId: string; layers: number; bytes: number }

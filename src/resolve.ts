@@ -17,14 +17,14 @@ export interface ResolvedImage {
 }
 
 /** `cache` (the build cache) lets the nix store answer an unchanged closure without asking Nix. */
-export async function resolveImage(spec: ImageSpec, store: Store, root: string, signal?: AbortSignal, cache?: ClosureCache): Promise<ResolvedImage> {
+export async function resolveImage(spec: ImageSpec, store: Store, root: string, signal?: AbortSignal, cache?: ClosureCache, onLog?: (line: string) => void): Promise<ResolvedImage> {
   const contentsPaths: string[] = [];
   const localDirs: string[] = [];
   for (const entry of spec.contents) {
     signal?.throwIfAborted();
     if (entry.kind === 'storePath') contentsPaths.push(entry.path);
     else if (entry.kind === 'localDir') localDirs.push(entry.path);
-    else contentsPaths.push(...(await store.realise(entry.installable, root, signal)));
+    else contentsPaths.push(...(await store.realise(entry.installable, root, signal, onLog)));
   }
   const roots = [...new Set([...contentsPaths, ...storePathsInConfig(spec.config, store.storeDir)])].sort();
   // includeStorePaths: false keeps only the customisation layer (its symlinks may dangle), as in dockerTools.

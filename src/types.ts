@@ -77,7 +77,8 @@ export interface Store {
    */
   physicalPath(storePath: string): string;
   /** Realise an installable to its output store paths (nix backend only; `dir` throws NIX_MISSING-style errors). */
-  realise(installable: Installable, cwd: string, signal?: AbortSignal): Promise<string[]>;
+  /** `onLog` sees each line of Nix's log (stderr) as it comes. */
+  realise(installable: Installable, cwd: string, signal?: AbortSignal, onLog?: (line: string) => void): Promise<string[]>;
 }
 
 // ───────────────────────────── layers ─────────────────────────────

@@ -107,7 +107,8 @@ async function observed(spec: ImageSpec, ctx: BuildContext, defaultReason: strin
 }
 
 async function planned(spec: ImageSpec, ctx: BuildContext, progress: BuildProgress): Promise<ImagePlan> {
-  const { plan, stats } = await planImage(spec, ctx);
+  const onLog = (line: string) => ctx.bus.emit({ type: 'log', image: spec.name, buildId: progress.buildId, source: 'nix', line });
+  const { plan, stats } = await planImage(spec, { ...ctx, onLog });
   progress.planned(stats);
   return plan;
 }

@@ -54,6 +54,8 @@ export interface PlanContext {
   config: ResolvedConfig;
   index: BuildCache;
   signal?: AbortSignal;
+  /** Each line of Nix's log while it realises installables (becomes a `log` event). */
+  onLog?: (line: string) => void;
 }
 
 interface Planner {
@@ -82,7 +84,7 @@ export function planImage(spec: ImageSpec, ctx: PlanContext): Promise<PlanResult
 
 async function planStoreImage(spec: ImageSpec, ctx: PlanContext): Promise<PlanResult> {
   const store = openStore(ctx.config.store);
-  const resolved = await resolveImage(spec, store, ctx.config.root, ctx.signal, ctx.index);
+  const resolved = await resolveImage(spec, store, ctx.config.root, ctx.signal, ctx.index, ctx.onLog);
   ctx.index.recordStorePaths([...resolved.closure.paths.values()], resolved.closure.fingerprints);
   const platform = { architecture: spec.architecture, ...(spec.variant !== undefined && { variant: spec.variant }) };
   const base = spec.fromImage ? await readBaseImage(spec.fromImage, { cacheDir: ctx.config.cacheDir, signal: ctx.signal, platform, pull: registryPull }) : undefined;

@@ -61,15 +61,21 @@ async function inspectProjectImage(name: string, opts: InspectOptions): Promise<
   const [spec] = selectImages(config, [name]);
   const index = openIndex(config);
   let build: BuildRecord | undefined;
+  let latest: BuildRecord | undefined;
   let closure: Closure | undefined;
   try {
+    latest = index.lastBuild(name);
     build = index.lastBuild(name, 'succeeded');
     if (build) closure = recordedClosure(build, index.lookupStorePaths(build.layers.flatMap((l) => l.storePaths)));
   } finally {
     index.close();
   }
+  // A failed build newer than the image shown: its error (for Nix, the whole log, lines kept) comes first.
+  if (latest?.status === 'failed' && latest.id > (build?.id ?? 0)) {
+    process.stderr.write(`${name}: the latest build (#${latest.id}, ${new Date(latest.startedAt).toISOString()}) failed:\n${latest.error ?? '(no error recorded)'}\n\n`);
+  }
   if (!build) {
-    throw new NixdockError('IMAGE_NOT_FOUND', `${name} has not been built yet`, { hint: `Run: nixdock build ${name}` });
+    throw new NixdockError('IMAGE_NOT_FOUND', `${name} has not been built successfully yet`, { hint: `Run: nixdock build ${name}` });
   }
   process.stderr.write(`${name}:${build.tag} built ${new Date(build.finishedAt ?? build.startedAt).toISOString()} (${build.layersBuilt} built, ${build.layersReused} reused)\n`);
   const layers = build.layers.map((l) => ({ diffId: l.diffId, size: l.size, storePaths: l.storePaths, built: l.built, newPaths: l.built ? l.newPaths : [] }));

@@ -43,6 +43,8 @@ export function plainLine(event: BuildEvent): string | undefined {
       return `${event.image}: failed: ${event.error.message}`;
     case 'build:succeeded':
       return `${event.image}:${event.tag} done in ${event.ms} ms (${event.layersBuilt} built, ${event.layersReused} reused)`;
+    case 'log':
+      return `${event.image}: ${event.source}: ${event.line}`;
     case 'progress':
       return undefined;
   }
@@ -54,6 +56,7 @@ export function plainLine(event: BuildEvent): string | undefined {
  */
 function commandLine(event: BuildEvent): string | undefined {
   if (event.type === 'build:failed' && event.error.code === 'ABORTED' && event.error.message.includes('(EPIPE)')) return undefined; // ends quietly
+  if (event.type === 'log') return undefined; // a failure's error carries the log; success needs none of it
   return event.type === 'build:failed' ? `${event.image}: failed [${event.error.code}]` : plainLine(event);
 }
 
@@ -73,7 +76,8 @@ function attachProgressBars(bus: EventBus, stream: NodeJS.WriteStream): () => vo
   const multibar = new cliProgress.MultiBar(
     {
       stream,
-      format: ' {image} |{bar}| {percentage}% {done}/{total} · {layers} layers',
+      // {total} is cli-progress's own raw value (it printed 868 MiB/2000003944): the size goes in {size}.
+      format: ' {image} |{bar}| {percentage}% {done}/{size} · {layers} layers',
       hideCursor: true,
       clearOnComplete: false,
       autopadding: true,
@@ -81,14 +85,16 @@ function attachProgressBars(bus: EventBus, stream: NodeJS.WriteStream): () => vo
     cliProgress.Presets.shades_classic,
   );
   const bars = new Map<string, cliProgress.SingleBar>();
+  const nix = nixStatusLine(stream);
   const layerTotals = new Map<string, number>();
   const layersDone = new Map<string, number>();
   const off = bus.on((event) => {
+    nix.observe(event);
     const line = event.type === 'build:failed' || event.type === 'build:succeeded' || event.type === 'output:written' ? commandLine(event) : undefined;
     if (event.type === 'plan:done') {
       layerTotals.set(event.image, event.layers);
       layersDone.set(event.image, 0);
-      bars.set(event.image, multibar.create(Math.max(event.bytes, 1), 0, { image: event.image, done: '0 B', total: formatBytes(event.bytes), layers: `0/${event.layers}` }));
+      bars.set(event.image, multibar.create(Math.max(event.bytes, 1), 0, { image: event.image, done: '0 B', size: formatBytes(event.bytes), layers: `0/${event.layers}` }));
     } else if (event.type === 'progress') {
       bars.get(event.image)?.update(event.bytesDone, { done: formatBytes(event.bytesDone) });
     } else if (event.type === 'layer:built' || event.type === 'layer:reused') {
@@ -104,6 +110,49 @@ function attachProgressBars(bus: EventBus, stream: NodeJS.WriteStream): () => vo
   });
   return () => {
     off();
+    nix.stop();
     multibar.stop();
+  };
+}
+
+/** Nix's "building '/nix/store/…-name.drv'..." as "building name"; undefined for other lines. */
+export function nixStep(line: string): string | undefined {
+  const m = /^(building|copying path|fetching|downloading) '([^']+)'/.exec(line);
+  return m ? `${m[1]} ${m[2]!.replace(/^.*\/[0-9a-z]{32}-/, '').replace(/\.drv$/, '')}` : undefined;
+}
+
+/**
+ * While Nix realises installables (before the layer plan, so before any progress bar), one
+ * status line says what it builds and for how long, redrawn every second: a long nix-build no
+ * longer shows a blank screen.
+ */
+function nixStatusLine(stream: NodeJS.WriteStream): { observe(event: BuildEvent): void; stop(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  let step = 'evaluating';
+  let image = '';
+  let since = 0;
+  const draw = () => stream.write(`\r\x1b[K ${image}: nix ${step} · ${Math.round((Date.now() - since) / 1000)} s`);
+  const stop = () => {
+    if (timer === undefined) return;
+    clearInterval(timer);
+    timer = undefined;
+    stream.write('\r\x1b[K');
+  };
+  return {
+    observe(event) {
+      if (event.type === 'log') {
+        if (timer === undefined) {
+          image = event.image;
+          since = Date.now();
+          timer = setInterval(draw, 1000);
+          timer.unref();
+        }
+        step = nixStep(event.line) ?? step;
+        draw();
+      } else if (event.type === 'resolve:done' || event.type === 'plan:done' || event.type === 'build:failed' || event.type === 'build:succeeded') {
+        stop();
+      }
+    },
+    stop,
   };
 }

@@ -64,22 +64,23 @@ export class NixStore implements Store {
     return storePath;
   }
 
-  async realise(installable: Installable, cwd: string, signal?: AbortSignal): Promise<string[]> {
+  async realise(installable: Installable, cwd: string, signal?: AbortSignal, onLog?: (line: string) => void): Promise<string[]> {
     return installable.kind === 'file'
-      ? this.realiseFile(resolve(cwd, installable.file), installable.attr, cwd, signal)
-      : this.realiseFlake(installable.ref, cwd, signal);
+      ? this.realiseFile(resolve(cwd, installable.file), installable.attr, cwd, signal, onLog)
+      : this.realiseFlake(installable.ref, cwd, signal, onLog);
   }
 
-  private async realiseFile(file: string, attr: string | undefined, cwd: string, signal?: AbortSignal): Promise<string[]> {
+  private async realiseFile(file: string, attr: string | undefined, cwd: string, signal?: AbortSignal, onLine?: (line: string) => void): Promise<string[]> {
     const args = [file, ...(attr === undefined ? [] : ['-A', attr]), '--no-out-link'];
-    const run = await runNix('nix-build', args, { cwd, signal });
+    const run = await runNix('nix-build', args, { cwd, signal, onLine });
     if (run.code !== 0) throw nixFailed(`nix-build ${file}${attr === undefined ? '' : ` -A ${attr}`}`, run);
     return outputLines(run.stdout);
   }
 
-  private async realiseFlake(ref: string, cwd: string, signal?: AbortSignal): Promise<string[]> {
-    // `--json` rather than `--print-out-paths`: the latter only exists from Nix 2.9 on.
-    const run = await runNix('nix', [...EXPERIMENTAL, 'build', ref, '--no-link', '--json'], { cwd, signal });
+  private async realiseFlake(ref: string, cwd: string, signal?: AbortSignal, onLine?: (line: string) => void): Promise<string[]> {
+    // `--json` rather than `--print-out-paths`: the latter only exists from Nix 2.9 on. -L: the
+    // build log as lines on stderr (nix build otherwise only shows a progress bar on a TTY).
+    const run = await runNix('nix', [...EXPERIMENTAL, 'build', ref, '--no-link', '--json', '-L'], { cwd, signal, onLine });
     if (run.code !== 0) throw nixFailed(`nix build ${ref}`, run);
     const results = JSON.parse(run.stdout) as Array<{ outputs?: Record<string, string> }>;
     return results.flatMap((result) => Object.values(result.outputs ?? {})).sort(compareStrings);

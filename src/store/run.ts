@@ -12,24 +12,42 @@ export interface NixRun {
   stderr: string;
 }
 
-/** How many trailing stderr lines go into a NIX_FAILED message: enough for Nix's error trace. */
-const STDERR_TAIL_LINES = 40;
-/** Cap on kept stderr bytes: a chatty build log must not grow memory without bound. */
-const STDERR_KEEP_BYTES = 256 * 1024;
+/**
+ * Cap on the Nix log a NIX_FAILED error carries (its tail): the whole log of a failed build is
+ * what the user needs, and it is kept with the build in the history, so it must stay bounded.
+ */
+export const NIX_LOG_KEEP_BYTES = 64 * 1024;
 
 export const NIX_INSTALL_HINT = 'install the Debian package nix-bin (or Nix from nixos.org)';
 
+export interface RunNixOptions {
+  cwd?: string;
+  signal?: AbortSignal;
+  input?: string;
+  /** Each line Nix writes to stderr (its build log and progress), as it arrives. */
+  onLine?: (line: string) => void;
+}
+
 /** Runs `command args` and resolves with its exit code and output; rejects only for a missing binary or an abort. */
-export function runNix(command: string, args: string[], opts: { cwd?: string; signal?: AbortSignal; input?: string } = {}): Promise<NixRun> {
+export function runNix(command: string, args: string[], opts: RunNixOptions = {}): Promise<NixRun> {
   const { signal } = opts;
   if (signal?.aborted) return Promise.reject(aborted(command));
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { cwd: opts.cwd, stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], detached: true });
     const stdout: Buffer[] = [];
     let stderr = '';
+    let partial = '';
     child.stdout!.on('data', (chunk: Buffer) => stdout.push(chunk));
-    child.stderr!.on('data', (chunk: Buffer) => {
-      stderr = (stderr + chunk.toString('utf8')).slice(-STDERR_KEEP_BYTES);
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (text: string) => {
+      stderr = (stderr + text).slice(-NIX_LOG_KEEP_BYTES);
+      if (!opts.onLine) return;
+      const lines = (partial + text).split('\n');
+      partial = lines.pop()!.slice(-NIX_LOG_KEEP_BYTES);
+      for (const line of lines) opts.onLine(line);
+    });
+    child.stderr!.on('end', () => {
+      if (partial) opts.onLine?.(partial);
     });
     const onAbort = (): void => {
       killProcessGroup(child.pid);
@@ -52,11 +70,17 @@ export function runNix(command: string, args: string[], opts: { cwd?: string; si
   });
 }
 
-/** NIX_FAILED carrying the tail of Nix's own stderr, which is where its error message is. */
+/**
+ * NIX_FAILED carrying Nix's whole stderr (the build log and Nix's error), up to its last
+ * NIX_LOG_KEEP_BYTES, newlines kept: the terminal, the dashboard, the history and `nixdock
+ * inspect` show the same log, and nobody has to rerun the build to read it.
+ */
 export function nixFailed(what: string, run: NixRun): NixdockError {
-  const tail = run.stderr.trimEnd().split('\n').slice(-STDERR_TAIL_LINES).join('\n');
-  return new NixdockError('NIX_FAILED', `${what} failed (exit code ${run.code}):\n${tail}`, {
-    hint: 'Fix the Nix expression or build above; run the same nix command by hand to see the full log.',
+  const cut = run.stderr.length >= NIX_LOG_KEEP_BYTES;
+  // A cut log starts mid-line: drop that partial line and say so.
+  const log = (cut ? `… (earlier lines cut: the last ${NIX_LOG_KEEP_BYTES / 1024} KiB are kept)\n${run.stderr.slice(run.stderr.indexOf('\n') + 1)}` : run.stderr).trimEnd();
+  return new NixdockError('NIX_FAILED', `${what} failed (exit code ${run.code}):\n${log}`, {
+    hint: 'Fix the Nix expression or the build whose log is above.',
   });
 }
 

@@ -98,3 +98,21 @@ test('an open dashboard reconnects after the daemon restarts, and a new tab need
   await tab.locator('#conn', { hasText: 'live' }).waitFor();
   await context.close();
 });
+
+test('a failing Nix build shows its log live in the log panel and its error with its lines', { skip }, async () => {
+  const page = await browser!.newPage({ viewport: { width: 1280, height: 1000 } });
+  await page.goto(`${daemon.info.url}#token=${daemon.info.token}`);
+  await page.locator('#conn', { hasText: 'live' }).waitFor();
+  // Axis ticks below 1 KiB are plain bytes (a fractional tick printed "819 undefined").
+  assert.deepEqual(await page.evaluate(() => [0.8, 819.2, 1536].map((n) => (globalThis as unknown as { bytes(n: number): string }).bytes(n))), ['1 B', '819 B', '1.5 KiB']);
+
+  project.write('app.nix', `derivation { name = "broken-app"; system = builtins.currentSystem; builder = "/bin/sh";
+    args = [ "-c" "echo 'compiling part one' >&2; echo 'error: widget.c:3: expected ;' >&2; exit 3" ]; }`);
+  const card = page.locator('article.image[data-image="app"]');
+  await card.locator('.build-log pre', { hasText: 'compiling part one' }).waitFor({ timeout: 60_000 });
+  await card.locator('.image-error', { hasText: 'NIX_FAILED' }).waitFor({ timeout: 60_000 });
+  const message = await card.locator('.image-error pre.message').innerText();
+  assert.match(message, /compiling part one\nerror: widget\.c:3: expected ;/, 'the error keeps its newlines');
+  assert.match(await card.locator('.build-log pre').innerText(), /building '\/nix\/store\/[^']*broken-app\.drv'/);
+  await page.close();
+});

@@ -171,3 +171,39 @@ test('events --until-built returns at once when the image is built from the curr
   assert.equal(timedOut.status, 124);
   assert.match(timedOut.stderr, /TIMEOUT/);
 });
+
+/** A derivation that logs to stderr and fails, as a broken build does. */
+const FAILING_NIX = `derivation {
+  name = "broken-app";
+  system = builtins.currentSystem;
+  builder = "/bin/sh";
+  args = [ "-c" "echo 'compiling part one' >&2; echo 'compiling part two' >&2; echo 'error: widget.c:3: expected ;' >&2; exit 3" ];
+}`;
+
+test('a failing nix-build: its log lines reach clients as log events, and the whole log stays with the build', { skip }, async (t) => {
+  const defer = deferrer(t);
+  const project = makeProject();
+  defer(() => project.cleanup());
+  const daemon = await startDaemon(project);
+  defer(() => daemon.stop());
+  await settled(daemon.info, 'app');
+  const client = await connected(daemon.info);
+  defer(() => client.ws.close());
+
+  project.write('app.nix', FAILING_NIX);
+  const failed = await client.waitForEvent((e) => e.type === 'build:failed', 'the failed build');
+  const logLines = client.events('app').filter((e) => e.type === 'log').map((e) => (e as { line: string }).line);
+  for (const line of ['compiling part one', 'compiling part two', 'error: widget.c:3: expected ;']) assert.ok(logLines.includes(line), `log event ${line}: ${logLines.join(' | ')}`);
+  assert.ok(logLines.some((l) => /^building '\/nix\/store\/.*-broken-app\.drv'/.test(l)), 'Nix says which derivation it builds');
+  assert.ok(failed.type === 'build:failed' && failed.error.code === 'NIX_FAILED');
+  assert.match(failed.error.message, /compiling part one\ncompiling part two\nerror: widget\.c:3: expected ;/, 'the whole log, one line per line');
+
+  // The history keeps the log with the build, and inspect prints it with its newlines.
+  client.send({ type: 'history', image: 'app', limit: 1 });
+  const history = await client.waitFor(is('history'), 'history');
+  assert.match(history.builds[0]!.error ?? '', /compiling part one\ncompiling part two/);
+  const inspected = nixdock(project.dir, ['inspect', 'app']);
+  assert.equal(inspected.status, 0, inspected.stderr);
+  assert.match(inspected.stderr, /the latest build \(#\d+, [^)]+\) failed:\n.*\ncompiling part one\ncompiling part two\n/s);
+  assert.match(daemon.stdout(), /app: nix: compiling part two\n/, 'watch prints the Nix log as it comes');
+});

@@ -28,7 +28,8 @@ function esc(s) {
   return String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
 }
 function bytes(n) {
-  if (!n) return '0 B';
+  // Below 1 KiB (and Chart.js' fractional axis ticks, which gave "819 undefined"): plain bytes.
+  if (!n || n < 1024) return `${Math.round(n || 0)} B`;
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   const i = Math.min(Math.floor(Math.log(n) / Math.log(1024)), units.length - 1);
   const v = n / 1024 ** i;
@@ -52,7 +53,7 @@ function errorHtml(error) {
   const loc = error.location || {};
   const where = [loc.file, loc.line != null ? loc.line : null].filter((x) => x != null).join(':');
   const rows = [['found', error.found], ['expected', error.expected], ['hint', error.hint]].filter(([, v]) => v != null);
-  return `<strong>${esc(error.code)}</strong> ${esc(error.message)}`
+  return `<strong>${esc(error.code)}</strong> <pre class="message">${esc(error.message)}</pre>`
     + (where || loc.field ? `<div class="where">${esc(where)}${loc.field ? ` → ${esc(loc.field)}` : ''}</div>` : '')
     + (rows.length ? `<dl>${rows.map(([k, v]) => `<dt>${k}</dt><dd>${esc(v)}</dd>`).join('')}</dl>` : '');
 }
@@ -134,7 +135,31 @@ function renderProgress(img) {
   const layerPart = cur.layersTotal ? cur.layersDone / cur.layersTotal : 0;
   const bytePart = cur.bytesTotal ? Math.min(cur.bytesDone / cur.bytesTotal, 1) : 0;
   $(box, '.fill').style.width = `${Math.round(Math.max(layerPart, bytePart) * 100)}%`;
+  // Until the plan is known the build is in Nix (realising installables): say so, with its latest line.
+  if (!cur.layersTotal) {
+    $(box, '.progress-text').textContent = `running Nix${img.nixStep ? `: ${img.nixStep}` : '…'}${cur.reason ? ` · ${cur.reason}` : ''}`;
+    return;
+  }
   $(box, '.progress-text').textContent = `${cur.layersDone}${cur.layersTotal ? ` of ${cur.layersTotal}` : ''} layers · ${bytes(cur.bytesDone)}${cur.bytesTotal ? ` of ${bytes(cur.bytesTotal)}` : ''}${cur.reason ? ` · ${cur.reason}` : ''}`;
+}
+
+const LOG_LINES = 500;
+
+/** "building hello-app" from Nix's "building '/nix/store/…-hello-app.drv'..." line. */
+function nixStep(line) {
+  const m = /^(building|copying path|fetching|downloading) '([^']+)'/.exec(line);
+  return m ? `${m[1]} ${pathName(m[2]).replace(/\.drv$/, '')}` : '';
+}
+
+/** The log panel: the current build's Nix log, or the last build's when it failed. */
+function renderLog(img) {
+  const box = $(img.dom, '.build-log');
+  const lines = img.logLines || [];
+  box.hidden = lines.length === 0;
+  $(box, '.log-count').textContent = `${lines.length} line${lines.length === 1 ? '' : 's'}`;
+  const pre = $(box, 'pre');
+  pre.textContent = lines.join('\n');
+  pre.scrollTop = pre.scrollHeight;
 }
 
 function renderLayers(img) {
@@ -210,7 +235,16 @@ function onEvent(e) {
       img.queued = false;
       img.snap.current = { buildId: e.buildId, startedAt: e.time, layersDone: 0, layersTotal: 0, bytesDone: 0, bytesTotal: 0, reason: '' };
       img.liveLayers = [];
+      img.logLines = [];
+      img.nixStep = '';
+      renderLog(img);
       break;
+    case 'log':
+      img.logLines = [...(img.logLines || []), e.line].slice(-LOG_LINES);
+      img.nixStep = nixStep(e.line) || img.nixStep;
+      renderLog(img);
+      renderProgress(img);
+      return;
     case 'plan:done':
       if (cur) Object.assign(cur, { layersTotal: e.layers, bytesTotal: e.bytes });
       break;
