@@ -54,7 +54,8 @@ export async function loadConfig(opts: LoadConfigOptions): Promise<ResolvedConfi
     normalizeImage(image, { code: 'CONFIG_INVALID', file: configFile, field: `${prefix ? `${prefix}.` : ''}images[${i}]`, root, storeDir }),
   );
   const specFiles = findSpecFiles(root, topLevel.specGlobs, configFile, prefix);
-  for (const file of specFiles) images.push(...(await loadSpecFile(file, root, { storeDir })));
+  const commands = { allowed: !Array.isArray(input.specs) && input.specs?.allowCommands === true, configFile, field: `${prefix ? `${prefix}.` : ''}specs.allowCommands` };
+  for (const file of specFiles) images.push(...(await loadSpecFile(file, root, { storeDir, commands })));
   assertUniqueNames(images, configFile);
 
   const dependencies = new Set([configFile, ...localImports(configFile)]);
@@ -130,7 +131,12 @@ function hasNixdockKey(packageJson: string): boolean {
 export interface LoadSpecOptions {
   /** Logical store directory: strings under it are store paths. Default /nix/store. */
   storeDir?: string;
+  /** Whether a JSON spec may carry commands, and the config field that says so (for the error). Default: refused. */
+  commands?: { allowed: boolean; configFile: string; field: string };
 }
+
+/** Spec fields that run shell. */
+const COMMAND_FIELDS = ['extraCommands', 'fakeRootCommands', 'runAsRoot'] as const;
 
 /** Loads one spec file (JSON, TS or JS default export): one image, {images: […]}, or an array. */
 export async function loadSpecFile(file: string, root: string, opts: LoadSpecOptions = {}): Promise<ImageSpec[]> {
@@ -144,7 +150,11 @@ export async function loadSpecFile(file: string, root: string, opts: LoadSpecOpt
   const data = extname(absolute) === '.json' ? parseJson(absolute, readFileSync(absolute, 'utf8'), 'SPEC_INVALID') : await importDefault(absolute);
   const validation = { code: 'SPEC_INVALID' as const, file: absolute, input: data };
   const storeDir = opts.storeDir ?? DEFAULT_STORE_DIR;
-  const toSpec = (image: ImageSpecInput, field: string) => normalizeImage(image, { code: 'SPEC_INVALID', file: absolute, field, root, storeDir });
+  const isData = extname(absolute) === '.json';
+  const toSpec = (image: ImageSpecInput, field: string) => {
+    if (isData && !opts.commands?.allowed) refuseCommands(image, absolute, field, opts.commands);
+    return normalizeImage(image, { code: 'SPEC_INVALID', file: absolute, field, root, storeDir });
+  };
 
   if (Array.isArray(data)) {
     const images = validate<ImageSpecInput[]>({ ...validation, field: '', schema: z.array(imageSpecSchema) });
@@ -155,6 +165,24 @@ export async function loadSpecFile(file: string, root: string, opts: LoadSpecOpt
     return images.map((image, i) => toSpec(image, `images[${i}]`));
   }
   return [toSpec(validate<ImageSpecInput>({ ...validation, field: '', schema: imageSpecSchema }), '')];
+}
+
+/**
+ * A JSON spec file is data — written by a Nix expression, a generator, someone else — yet these
+ * fields run shell as the caller (sandboxed, with a clean environment, but still code). The
+ * config's author opts in; a TS/JS spec is code already and needs no opt-in.
+ */
+function refuseCommands(image: ImageSpecInput, file: string, field: string, commands: LoadSpecOptions['commands']): void {
+  const name = COMMAND_FIELDS.find((key) => image[key] !== undefined);
+  if (name === undefined) return;
+  const at = field ? `${field}.${name}` : name;
+  const optIn = commands?.field ?? 'specs.allowCommands';
+  throw new NixdockError('SPEC_INVALID', `The JSON spec file ${file} carries ${name}, and the config does not allow commands in spec files`, {
+    location: { file, field: at },
+    found: JSON.stringify(String(image[name]).slice(0, 80)),
+    expected: `no ${COMMAND_FIELDS.join('/')} in a JSON spec file, unless \`${optIn}: true\` is set`,
+    hint: `A spec file is data, and ${name} runs shell. If you trust ${basename(file)}, set \`specs: { files: [...], allowCommands: true }\` in ${commands?.configFile ?? 'the config'} (field \`${optIn}\`); or move the commands into the config file itself.`,
+  });
 }
 
 /** JSON.parse with errors that point at line and column. */

@@ -254,8 +254,13 @@ export function normalizeTopLevel(input: NixdockConfigInput, root: string): Omit
     },
     cache: { from: input.cache?.from ?? [], ...(input.cache?.registry !== undefined && { registry: input.cache.registry }) },
     gc: { keepBuilds: input.gc?.keepBuilds ?? 5, afterBuild: input.gc?.afterBuild ?? true },
-    specGlobs: input.specs ?? [],
+    specGlobs: specGlobsOf(input.specs),
   };
+}
+
+/** `specs` as a list of globs, whichever form the config used. */
+export function specGlobsOf(specs: NixdockConfigInput['specs']): string[] {
+  return (Array.isArray(specs) ? specs : specs?.files) ?? [];
 }
 
 function normalizeStore(input: NonNullable<NixdockConfigInput['store']>, root: string): StoreConfig {

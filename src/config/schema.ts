@@ -204,9 +204,9 @@ export const imageSpecSchema = z
     gname: z.string().min(1).optional().describe('Owner group name of store layer entries. Default "root"'),
     architecture: z.enum(ARCHITECTURES).optional().describe('OCI architecture. Default: the host\'s'),
     variant: z.string().optional().describe('OCI architecture variant: v8 for arm64 (default), v5/v6/v7 for arm (default v7), v1..v4 for amd64'),
-    extraCommands: z.string().optional().describe('dockerTools extraCommands: bash (set -euo pipefail) run in the customisation tree (cwd /build/root) before it is packed, in a bubblewrap sandbox: store read-only, nothing outside the tree writable, a builder\'s clean environment. Store paths it writes into the tree join the closure'),
-    runAsRoot: z.string().optional().describe('dockerTools runAsRoot: a script run as root with /bin/sh -e, chrooted into the image (base layers + contents, the store read-only), in a bubblewrap sandbox (user namespace, no network); what it changes becomes one more layer, deletions as OCI whiteouts. Needs /bin/sh in the image'),
-    fakeRootCommands: z.string().optional().describe('dockerTools fakeRootCommands: bash run after extraCommands under fakeroot, in the same sandbox; its chown/chmod/mknod effects are recorded in the customisation layer\'s headers (needs the fakeroot package)'),
+    extraCommands: z.string().optional().describe('dockerTools extraCommands: bash (set -euo pipefail) run in the customisation tree (cwd /build/root) before it is packed, in a bubblewrap sandbox: store read-only, nothing outside the tree writable, a builder\'s clean environment. Store paths it writes into the tree join the closure. In a JSON spec file only when the config sets specs.allowCommands'),
+    runAsRoot: z.string().optional().describe('dockerTools runAsRoot: a script run as root with /bin/sh -e, chrooted into the image (base layers + contents, the store read-only), in a bubblewrap sandbox (user namespace, no network); what it changes becomes one more layer, deletions as OCI whiteouts. Needs /bin/sh in the image. In a JSON spec file only when the config sets specs.allowCommands'),
+    fakeRootCommands: z.string().optional().describe('dockerTools fakeRootCommands: bash run after extraCommands under fakeroot, in the same sandbox; its chown/chmod/mknod effects are recorded in the customisation layer\'s headers (needs the fakeroot package). In a JSON spec file only when the config sets specs.allowCommands'),
     perms: z
       .array(
         z.strictObject({
@@ -289,7 +289,17 @@ export const configSchema = z
   .strictObject({
     $schema: z.string().optional().describe('Editor hint (ignored by nixdock)'),
     images: z.array(imageSpecSchema).optional().describe('Images defined inline'),
-    specs: stringList('Globs of spec files (relative to the config file), each holding one image, {images: […]} or an array').optional(),
+    specs: z
+      .union([
+        stringList('Globs of spec files (relative to the config file), each holding one image, {images: […]} or an array'),
+        z
+          .strictObject({
+            files: stringList('Globs of spec files (relative to the config file), each holding one image, {images: […]} or an array'),
+            allowCommands: z.boolean().optional().describe('JSON spec files may carry extraCommands/fakeRootCommands/runAsRoot (shell, run sandboxed). Default false: a JSON spec is data, and one with commands is refused'),
+          })
+          .describe('Spec-file globs and whether JSON specs may carry commands'),
+      ], { error: '["glob", …] or {files: ["glob", …], allowCommands?: boolean}' })
+      .optional(),
     store: storeSchema.optional(),
     outDir: z.string().optional().describe('Output directory. Default "out"'),
     cacheDir: z.string().optional().describe('Cache directory (index, blobs, daemon token). Default ".nixdock"'),
