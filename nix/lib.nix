@@ -13,11 +13,12 @@
 # pkgs.writeText, which works anywhere.
 { pkgs ? null, system ? builtins.currentSystem }:
 let
-  # dockerTools arguments that mean something else (or nothing) in a nixdock spec.
-  renamed = {
-    copyToRoot = "contents";
-  };
-  dropped = [ "compressor" "diskSize" "buildVMMemorySize" "keepContentsDirlinks" "enableFakechroot" "meta" "passthru" ];
+  # dockerTools arguments that mean something else (or nothing) in a nixdock spec, per shape:
+  # buildLayeredImage's contents are linked into the root (a layer per store path); buildImage's
+  # copyToRoot (`contents` in older nixpkgs) is copied into one layer, with keepContentsDirlinks.
+  commonDropped = [ "compressor" "diskSize" "buildVMMemorySize" "enableFakechroot" "meta" "passthru" ];
+  layered = { renamed = { copyToRoot = "contents"; }; dropped = commonDropped ++ [ "keepContentsDirlinks" ]; };
+  singleLayer = { renamed = { contents = "copyToRoot"; }; dropped = commonDropped; };
 
   # A base image: dockerTools takes an image tarball (a derivation or path); nixdock reads it as a docker-archive.
   fromImageOf = v: if builtins.isString v && (builtins.substring 0 4 v == "oci:" || builtins.substring 0 15 v == "docker-archive:")
@@ -32,15 +33,16 @@ let
     else if name == "fromImage" then fromImageOf value
     else value;
 
-  toSpec = args:
+  specOf = shape: args:
     let
-      kept = builtins.filter (n: args.${n} != null && !(builtins.elem n dropped)) (builtins.attrNames args);
-      pairs = map (n: { name = renamed.${n} or n; value = translate n args.${n}; }) kept;
+      kept = builtins.filter (n: args.${n} != null && !(builtins.elem n shape.dropped)) (builtins.attrNames args);
+      pairs = map (n: { name = shape.renamed.${n} or n; value = translate n args.${n}; }) kept;
     in builtins.listToAttrs pairs;
+  toSpec = specOf layered;
 
-  writeSpec = args:
+  writeSpec = shape: args:
     let
-      spec = toSpec args;
+      spec = specOf shape args;
       fileName = "${baseNameOf spec.name}-nixdock-spec.json";
       json = builtins.toJSON spec;
     in
@@ -54,10 +56,12 @@ let
     };
 in
 {
-  # All three produce the same kind of spec: nixdock decides the layering (maxLayers etc.).
-  buildLayeredImage = writeSpec;
-  streamLayeredImage = writeSpec;
-  buildImage = writeSpec;
-  # The spec as a Nix value, for inspection (`nix-instantiate --eval --strict -A toSpec …`).
+  # The layered two give the same kind of spec: nixdock decides the layering (maxLayers etc.).
+  buildLayeredImage = writeSpec layered;
+  streamLayeredImage = writeSpec layered;
+  # buildImage's shape: copyToRoot, copied into one layer on fromImage.
+  buildImage = writeSpec singleLayer;
+  # The specs as Nix values, for inspection (`nix-instantiate --eval --strict -A toSpec …`).
   inherit toSpec;
+  toBuildImageSpec = specOf singleLayer;
 }

@@ -224,7 +224,7 @@ function writeEntry(pack: Pack, header: Header, content?: Readable): Promise<voi
 }
 
 /** Runs `visit` for each entry in order; the entry's content must be consumed (or resumed). */
-async function forEachEntry(layerTar: Readable, layerName: string, signal: AbortSignal | undefined, visit: (header: Header, content: Readable) => Promise<void>): Promise<void> {
+export async function forEachEntry(layerTar: Readable, layerName: string, signal: AbortSignal | undefined, visit: (header: Header, content: Readable) => Promise<void>): Promise<void> {
   const extract = tar.extract();
   layerTar.on('error', (err) => extract.destroy(err));
   layerTar.pipe(extract);

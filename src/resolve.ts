@@ -10,8 +10,10 @@ import type { Closure, ClosureCache, ContainerConfig, Store } from './types.js';
 
 export interface ResolvedImage {
   closure: Closure;
-  /** Store paths listed in `contents` (realised installables included): merged into the image root. */
+  /** Store paths listed in `contents` (realised installables included), sorted: merged into the image root. */
   contentsPaths: string[];
+  /** The same in the order written (duplicates dropped): copyToRoot copies them in this order, a later file replacing an earlier. */
+  contentsInOrder: string[];
   /** Local directories copied into the image root. */
   localDirs: string[];
 }
@@ -29,7 +31,8 @@ export async function resolveImage(spec: ImageSpec, store: Store, root: string, 
   const roots = [...new Set([...contentsPaths, ...storePathsInConfig(spec.config, store.storeDir)])].sort();
   // includeStorePaths: false keeps only the customisation layer (its symlinks may dangle), as in dockerTools.
   const closure = spec.includeStorePaths && roots.length > 0 ? await store.closure(roots, signal, cache).catch((err) => { throw locateMissingPath(err, spec); }) : emptyClosure(store);
-  return { closure, contentsPaths: [...new Set(contentsPaths)].sort(), localDirs };
+  const contentsInOrder = [...new Set(contentsPaths)];
+  return { closure, contentsPaths: [...contentsInOrder].sort(), contentsInOrder, localDirs };
 }
 
 /** Store paths mentioned anywhere in the runtime config's strings (Cmd, Entrypoint, Env, …). */

@@ -13,12 +13,14 @@ import { mergeBaseConfig } from '../base/merge.js';
 import { customisationLayerSource } from '../layer/customisation-layer.js';
 import { runAsRootLayer } from '../layer/run-as-root.js';
 import { storeLayerSource } from '../layer/store-layer.js';
-import { readNixpkgsConf, toEpochSeconds } from '../nixpkgs.js';
+import { readNixpkgsConf } from '../nixpkgs.js';
 import { planLayers } from '../plan/plan.js';
 import { registryPull } from '../registry/source.js';
 import { resolveImage, specField } from '../resolve.js';
 import { openStore } from '../store/open.js';
-import type { Closure, Codec, ContainerConfig, HistoryEntry, LayerSource, Store, TarSettings } from '../types.js';
+import type { Codec, ContainerConfig, HistoryEntry, LayerSource } from '../types.js';
+import { narSizeOf, resolveTime, tarSettings, withReferences } from './plan-parts.js';
+import { planSingleLayerImage } from './plan-single-layer.js';
 import type { ResolvedConfig } from '../config/types.js';
 
 /** Everything an image is made of, before any layer bytes are written. */
@@ -75,7 +77,13 @@ const storeClosurePlanner: Planner = {
   plan: planStoreImage,
 };
 
-const PLANNERS: readonly Planner[] = [nixpkgsConfPlanner, storeClosurePlanner];
+/** dockerTools buildImage (`copyToRoot`): the root and its closure in one layer on the base. */
+const singleLayerPlanner: Planner = {
+  takes: (spec) => spec.singleLayer !== undefined,
+  plan: planSingleLayerImage,
+};
+
+const PLANNERS: readonly Planner[] = [nixpkgsConfPlanner, singleLayerPlanner, storeClosurePlanner];
 
 /** Resolve + plan: the layer sources of an image and its runtime config. */
 export function planImage(spec: ImageSpec, ctx: PlanContext): Promise<PlanResult> {
@@ -116,13 +124,6 @@ async function planStoreImage(spec: ImageSpec, ctx: PlanContext): Promise<PlanRe
     narHashOf: (path) => resolved.closure.paths.get(path)?.narHash,
     tmpDir: join(ctx.config.cacheDir, 'tmp'),
   });
-  // What extraCommands wrote may name store paths outside the closure: Nix would add their closure.
-  const closure = await withReferences(resolved.closure, customisation.references, spec, store, ctx).catch(async (err) => {
-    await customisation.dispose();
-    throw err;
-  });
-  const groups = planLayers(closure, { strategy: spec.layering, budget: Math.max(storeBudget, 1) });
-  const storeSources = groups.map((group) => storeLayerSource({ paths: group.paths, settings, storeDir: store.storeDir, physicalPath }));
   const runAsRoot = spec.runAsRoot === undefined ? undefined : await runAsRootLayer({
     script: spec.runAsRoot,
     lower: [...baseLayers, customisation],
@@ -135,6 +136,14 @@ async function planStoreImage(spec: ImageSpec, ctx: PlanContext): Promise<PlanRe
     throw err;
   });
   const own = runAsRoot ? [customisation, runAsRoot] : [customisation];
+  // What extraCommands or runAsRoot wrote may name store paths outside the closure: Nix would add their closure.
+  const references = [...customisation.references, ...(runAsRoot?.references ?? [])];
+  const closure = await withReferences(resolved.closure, references, spec, store, ctx).catch(async (err) => {
+    await Promise.all(own.map((layer) => layer.dispose()));
+    throw err;
+  });
+  const groups = planLayers(closure, { strategy: spec.layering, budget: Math.max(storeBudget, 1) });
+  const storeSources = groups.map((group) => storeLayerSource({ paths: group.paths, settings, storeDir: store.storeDir, physicalPath }));
   const sources = [...baseLayers, ...storeSources, ...own];
   return {
     plan: {
@@ -153,20 +162,6 @@ async function planStoreImage(spec: ImageSpec, ctx: PlanContext): Promise<PlanRe
     },
     stats: { paths: closure.paths.size, narSize: narSizeOf(closure), layers: sources.length },
   };
-}
-
-/** The closure grown by the customisation layer's references (their own closures included), when it lacks any. */
-async function withReferences(closure: Closure, references: readonly string[], spec: ImageSpec, store: Store, ctx: PlanContext): Promise<Closure> {
-  if (!spec.includeStorePaths || references.every((path) => closure.paths.has(path))) return closure;
-  const grown = await store.closure([...new Set([...closure.roots, ...references])].sort(), ctx.signal, ctx.index);
-  ctx.index.recordStorePaths([...grown.paths.values()], grown.fingerprints);
-  return grown;
-}
-
-function narSizeOf(closure: Closure): number {
-  let narSize = 0;
-  for (const info of closure.paths.values()) narSize += info.narSize;
-  return narSize;
 }
 
 async function planNixpkgsImage(spec: ImageSpec, ctx: PlanContext): Promise<PlanResult> {
@@ -192,12 +187,4 @@ async function planNixpkgsImage(spec: ImageSpec, ctx: PlanContext): Promise<Plan
     },
     stats: { paths: conf.storeLayers.reduce((n, group) => n + group.length, 0), narSize: 0, layers: sources.length },
   };
-}
-
-function tarSettings(spec: ImageSpec): TarSettings {
-  return { mtime: toEpochSeconds(spec.mtime), uid: spec.uid, gid: spec.gid, uname: spec.uname, gname: spec.gname };
-}
-
-function resolveTime(value: string): string {
-  return value === 'now' ? new Date().toISOString().replace(/\.\d{3}Z$/, 'Z') : value;
 }

@@ -35,7 +35,7 @@ export function normalizeImage(input: ImageSpecInput, ctx: SpecContext): ImageSp
   return {
     name: input.name,
     ...(input.tag !== undefined && { tag: input.tag }),
-    contents: (input.contents ?? []).map((entry, i) => normalizeContents(entry, { ...ctx, field: joinField(ctx.field, ['contents', i]) })),
+    ...contentsOf(input, ctx),
     config: normalizeContainerConfig(input.config ?? {}),
     maxLayers: input.maxLayers ?? LAYER_BUDGET.default,
     layering: input.layering ?? 'stable',
@@ -71,6 +71,28 @@ export function normalizeImage(input: ImageSpecInput, ctx: SpecContext): ImageSp
 }
 
 // ─────────────────────────── contents ───────────────────────────
+
+/** `contents` (layered), or `copyToRoot` (+ keepContentsDirlinks): buildImage's one layer. */
+function contentsOf(input: ImageSpecInput, ctx: SpecContext): Pick<ImageSpec, 'contents' | 'singleLayer'> {
+  const both = input.contents !== undefined && input.copyToRoot !== undefined;
+  const stray = input.copyToRoot === undefined && input.keepContentsDirlinks !== undefined;
+  if (both || stray) {
+    const field = joinField(ctx.field, [both ? 'copyToRoot' : 'keepContentsDirlinks']);
+    throw fieldError(ctx.code, ctx.file, {
+      field,
+      message: both ? 'An image has `contents` (layered, like buildLayeredImage) or `copyToRoot` (one layer, like buildImage), not both' : '`keepContentsDirlinks` applies to `copyToRoot` only',
+      found: both ? 'contents and copyToRoot' : 'keepContentsDirlinks without copyToRoot',
+      expected: both ? 'one of them' : 'copyToRoot: [...] beside it',
+      hint: both ? 'Move every entry into one list: contents for a layer per store path, copyToRoot for buildImage\'s single layer.' : 'contents are linked into the root (symlinkJoin), so there are no directory links to keep; remove it or use copyToRoot.',
+    });
+  }
+  const field = input.copyToRoot !== undefined ? 'copyToRoot' : 'contents';
+  const entries = input.copyToRoot ?? input.contents ?? [];
+  return {
+    contents: entries.map((entry, i) => normalizeContents(entry, { ...ctx, field: joinField(ctx.field, [field, i]) })),
+    ...(input.copyToRoot !== undefined && { singleLayer: { keepContentsDirlinks: input.keepContentsDirlinks ?? false } }),
+  };
+}
 
 const STORE_NAME = /^[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+\-._?=]+$/;
 const CONTENTS_FORMS = 'a store path, "./file.nix[#attr]", a flake reference ("x#attr"), or an existing directory ("./dir")';

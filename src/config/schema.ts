@@ -187,6 +187,8 @@ export const imageSpecSchema = z
       .optional()
       .describe('Image tag. Absent: derived from the image content (stable across machines)'),
     contents: z.array(contentsEntrySchema).optional().describe('What goes into the image: store paths, Nix installables, local directories'),
+    copyToRoot: z.array(contentsEntrySchema).optional().describe('dockerTools buildImage\'s copyToRoot, instead of contents: the entries\' files are copied (not linked) into the image root and, with their closure (minus store paths the base image has), make ONE layer on top of fromImage; uid/gid own the copied root files, the store paths stay 0:0'),
+    keepContentsDirlinks: z.boolean().optional().describe('With copyToRoot: keep symlinks to directories as symlinks (rsync -K). Default false: they are copied as the directories they point to (rsync -k), as in dockerTools'),
     config: containerConfigSchema.optional(),
     maxLayers: z
       .number()
@@ -198,8 +200,8 @@ export const imageSpecSchema = z
     layering: z.enum(['stable', 'popularity']).optional().describe('How store paths are grouped into layers. Default "stable"; "popularity" is dockerTools\' classic split'),
     created: timestamp('Image creation time: RFC 3339 or "now". Default 1970-01-01T00:00:01Z').optional(),
     mtime: timestamp('Modification time of every file in the layers: RFC 3339 or "now". Default 1970-01-01T00:00:01Z whatever `created` is, as in dockerTools').optional(),
-    uid: z.number().int().min(0).optional().describe('Owner uid of store layer entries. Default 0'),
-    gid: z.number().int().min(0).optional().describe('Owner gid of store layer entries. Default 0'),
+    uid: z.number().int().min(0).optional().describe('Owner uid of store layer entries (with copyToRoot: of the copied root files). Default 0'),
+    gid: z.number().int().min(0).optional().describe('Owner gid of store layer entries (with copyToRoot: of the copied root files). Default 0'),
     uname: z.string().min(1).optional().describe('Owner user name of store layer entries. Default "root"'),
     gname: z.string().min(1).optional().describe('Owner group name of store layer entries. Default "root"'),
     architecture: z.enum(ARCHITECTURES).optional().describe('OCI architecture. Default: the host\'s'),

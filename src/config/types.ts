@@ -41,7 +41,13 @@ export interface ImageSpec {
   name: string;
   /** Absent: derived from the image content (stable across machines). */
   tag?: string;
+  /** `contents`, or `copyToRoot` entries when singleLayer is set. */
   contents: ContentsEntry[];
+  /**
+   * Set by `copyToRoot` (dockerTools buildImage): contents copied into the root and, with their
+   * closure, one layer; `keepContentsDirlinks` keeps symlinks to directories as symlinks.
+   */
+  singleLayer?: { keepContentsDirlinks: boolean };
   config: ContainerConfig;
   /** Total layer budget: base + store + customisation layers. 2..127, default 100. */
   maxLayers: number;

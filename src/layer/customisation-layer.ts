@@ -24,6 +24,7 @@ import { stageSystemFiles, wantsSystemFiles, type SystemFiles } from './system-f
 import { runSandboxed } from './sandbox.js';
 import { copyLocalDir, DIR_MODE, locateStoreRoots, materialiseTree, mergeStoreRoots, removeTree, type MergedTree, type StoreRoot } from './stage-tree.js';
 import { tarBuffer, tarSize, writeTar } from '../tar/layer-tar.js';
+import type { EntryOwner } from '../tar/header.js';
 import { compareCodePoints, lstatIfExists, walkTree, type TarEntry, type TreeRoot } from '../tar/walk.js';
 
 /** Versions the byte format; part of every customisation layer key. */
@@ -71,7 +72,7 @@ export interface CustomisationLayerSource extends LayerSource {
   dispose(): Promise<void>;
 }
 
-const ROOT_OWNER = { uid: 0, gid: 0, uname: 'root', gname: 'root' } as const;
+export const ROOT_OWNER = { uid: 0, gid: 0, uname: 'root', gname: 'root' } as const;
 
 export async function customisationLayerSource(opts: CustomisationLayerOptions): Promise<CustomisationLayerSource> {
   // Checked now, from lstat alone: a bad contents root must fail the build before any layer is written.
@@ -175,13 +176,37 @@ async function packInTemp(opts: CustomisationLayerOptions, roots: StoreRoot[]): 
 }
 
 async function stageAndPack(opts: CustomisationLayerOptions, roots: StoreRoot[], workDir: string, tarPath: string): Promise<PackedTar> {
+  const populate = async (tree: string) => {
+    await materialiseTree(mergeStoreRoots(roots), tree);
+    for (const dir of opts.localDirs) await copyLocalDir(dir, tree);
+  };
+  const staged = await stageTree(opts, workDir, populate);
+  try {
+    return { ...(await packEntries(staged.entries, tarPath, opts.settings.mtime)), references: staged.references };
+  } finally {
+    await removeTree(staged.tree);
+  }
+}
+
+/** A staged image root: its directory, its entries with their owners and modes, the store paths it refers to. */
+export interface StagedTree {
+  tree: string;
+  entries: TarEntry[];
+  references: string[];
+}
+
+/**
+ * Stages the root in `workDir/root`: `populate` puts the contents there (linked or copied), then the
+ * Nix database, system files, extraCommands and fakeRootCommands; the entries get `owner` (default
+ * root), then what fakeroot recorded and the perms. The caller removes the tree.
+ */
+export async function stageTree(opts: CustomisationLayerOptions, workDir: string, populate: (tree: string) => Promise<void>, owner?: EntryOwner): Promise<StagedTree> {
   const tree = join(workDir, 'root');
   const nixState = join(workDir, 'nix-state');
   const fakerootDir = join(workDir, 'fakeroot');
   try {
     await mkdir(tree, { mode: 0o755 });
-    await materialiseTree(mergeStoreRoots(roots), tree);
-    for (const dir of opts.localDirs) await copyLocalDir(dir, tree);
+    await populate(tree);
     if (opts.nixDb) {
       await mkdir(nixState);
       await stageNixDb(tree, { ...opts.nixDb, storeDir: opts.storeDir, registrationTime: opts.settings.mtime, scratchDir: nixState });
@@ -194,10 +219,16 @@ async function stageAndPack(opts: CustomisationLayerOptions, roots: StoreRoot[],
       await runSandboxed({ ...sandboxPlaces(opts, tree), field: 'fakeRootCommands', script: opts.fakeRootCommands, fakerootState });
     }
     const references = scanStoreReferences(tree, opts.storeDir, (path) => lstatIfExists(opts.physicalPath(path)) !== undefined);
-    const owned = (entries: TarEntry[]) => applyPerms(applyFakerootState(entries, readFakerootState(fakerootState)), [...homes, ...(opts.perms ?? [])]);
-    return { ...(await packTree(tree, tarPath, opts.settings.mtime, owned)), references };
+    const walked: TarEntry[] = [];
+    walkTree({ nameRoot: '', physicalRoot: tree }, walked, () => new NixdockError('INTERNAL', `Staged tree ${tree} vanished`));
+    const owned = owner ? walked.map((entry) => ({ ...entry, owner })) : walked;
+    const entries = applyPerms(applyFakerootState(owned, readFakerootState(fakerootState)), [...homes, ...(opts.perms ?? [])]);
+    return { tree, entries, references };
+  } catch (err) {
+    await removeTree(tree);
+    throw err;
   } finally {
-    await Promise.all([removeTree(tree), removeTree(nixState), removeTree(fakerootDir)]);
+    await Promise.all([removeTree(nixState), removeTree(fakerootDir)]);
   }
 }
 
@@ -211,12 +242,9 @@ function physicalStoreDir(opts: CustomisationLayerOptions): string {
   return dirname(opts.physicalPath(`${opts.storeDir}/${'0'.repeat(32)}-x`));
 }
 
-/** Writes the tree's tar (relative names, no entry for the root itself) and returns its digest. */
-async function packTree(tree: string, tarPath: string, mtime: number, owned: (entries: TarEntry[]) => TarEntry[]): Promise<{ diffId: Digest; size: number }> {
+/** Writes the entries' tar (relative names, no entry for the root itself, root's unless they say otherwise) and returns its digest. */
+async function packEntries(entries: TarEntry[], tarPath: string, mtime: number): Promise<{ diffId: Digest; size: number }> {
   const settings = { ...ROOT_OWNER, mtime };
-  const walked: TarEntry[] = [];
-  walkTree({ nameRoot: '', physicalRoot: tree }, walked, () => new NixdockError('INTERNAL', `Staged tree ${tree} vanished`));
-  const entries = owned(walked);
   const plan = { entries, settings, size: tarSize(entries, settings) };
   const diffId = await withTempFile(tarPath, (tmp) => writeNewFile(tmp, (fd) => writeTar(plan, fd)));
   return { diffId, size: plan.size };

@@ -2,7 +2,7 @@
  * The store paths a staged tree refers to, found as Nix finds an output's references: by scanning
  * every file's bytes and every symlink's target for store paths. What extraCommands or
  * fakeRootCommands wrote (`ln -s ${lib}/share/msg etc/msg`) then pulls its closure into the image,
- * as current dockerTools does for its customisation layer.
+ * as current dockerTools does for its customisation layer; likewise what runAsRoot changed.
  */
 import { closeSync, openSync, readSync, readdirSync, readlinkSync, lstatSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,14 +21,27 @@ export function scanStoreReferences(tree: string, storeDir: string, exists: (sto
   const visit = (dir: string): void => {
     for (const name of readdirSync(dir)) {
       const path = join(dir, name);
-      const stats = lstatSync(path);
-      if (stats.isDirectory()) visit(path);
-      else if (stats.isSymbolicLink()) collect(readlinkSync(path), pattern, found);
-      else if (stats.isFile()) scanFile(path, pattern, found);
+      if (scanPath(path, pattern, found)) visit(path);
     }
   };
   visit(tree);
   return [...found].filter(exists).sort();
+}
+
+/** The same for a list of files, symlinks and directories (not descended into): what runAsRoot changed. */
+export function scanPathReferences(paths: readonly string[], storeDir: string, exists: (storePath: string) => boolean): string[] {
+  const pattern = storePathPattern(storeDir);
+  const found = new Set<string>();
+  for (const path of paths) scanPath(path, pattern, found);
+  return [...found].filter(exists).sort();
+}
+
+/** Collects what one path names; true when it is a directory. */
+function scanPath(path: string, pattern: RegExp, found: Set<string>): boolean {
+  const stats = lstatSync(path);
+  if (stats.isSymbolicLink()) collect(readlinkSync(path), pattern, found);
+  else if (stats.isFile()) scanFile(path, pattern, found);
+  return stats.isDirectory();
 }
 
 function storePathPattern(storeDir: string): RegExp {

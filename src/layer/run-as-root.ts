@@ -1,7 +1,8 @@
 /**
  * dockerTools' runAsRoot without a VM: the script runs as root, chrooted into the image's
  * filesystem (base layers + the customisation layer, extracted into a private directory) with the
- * store mounted read-only at its place, and what it changed becomes one layer on top.
+ * store mounted read-only at its place, and what it changed becomes one layer on top. Store paths
+ * the changed files name are its references: their closure joins the image, as for extraCommands.
  *
  * How (measured simplest and robust here): copy-diff instead of overlayfs. The lower layers are
  * flattened (export.ts, whiteouts applied) and extracted with GNU tar, every path's lstat is
@@ -30,7 +31,8 @@ import { compareCodePoints, type TarEntry, type TreeRoot } from '../tar/walk.js'
 import type { Digest } from '../types.js';
 import { withTempFile, writeNewFile } from '../util/atomic.js';
 import type { CustomisationLayerSource } from './customisation-layer.js';
-import { findExecutable, missingTool, scriptFailed, spawnCollecting } from './sandbox.js';
+import { scanPathReferences } from './references.js';
+import { bwrapFailed, findExecutable, missingTool, sandboxUnavailable, scriptFailed, spawnCollecting } from './sandbox.js';
 import { removeTree } from './stage-tree.js';
 
 export const RUN_AS_ROOT_LAYER_FORMAT = 'nixdock-run-as-root-layer/1';
@@ -66,13 +68,16 @@ export async function runAsRootLayer(opts: RunAsRootOptions): Promise<Customisat
     const before = signatures(root);
     await runScript(bwrap, root, opts);
     const tarPath = join(workDir, 'layer.tar');
-    const { diffId, size } = await packChanges(root, before, join(workDir, 'whiteouts'), tarPath, opts.mtime);
+    const { diffId, size, changed } = await packChanges(root, before, join(workDir, 'whiteouts'), tarPath, opts.mtime);
+    // What the script wrote may name store paths (`ln -s /nix/store/…-lib/x /etc/x`): their closure joins the image.
+    const inStore = (path: string) => lstatSync(join(opts.physicalStoreDir, path.slice(opts.storeDir.length + 1)), { throwIfNoEntry: false }) !== undefined;
+    const references = scanPathReferences(changed.map((rel) => join(root, rel)), opts.storeDir, inStore);
     await removeTree(root);
     return {
       kind: 'customisation',
       key: createHash('sha256').update(`${RUN_AS_ROOT_LAYER_FORMAT}\n${diffId}`).digest('hex'),
       storePaths: [],
-      references: [],
+      references,
       description: 'runAsRoot',
       diffId,
       size: async () => size,
@@ -120,9 +125,7 @@ async function runScript(bwrap: string, root: string, opts: RunAsRootOptions): P
   if (!shell) throw noShell();
   const status = await spawnCollecting(bwrap, args, env);
   if (status.code === 0) return;
-  // bwrap's own failures (no user namespaces, no capabilities) say "bwrap: …" before the script ran.
-  if (/^bwrap: /m.test(status.stderr) && status.code === 1) throw noNamespaces(status.stderr);
-  throw scriptFailed('runAsRoot', status);
+  throw bwrapFailed(status) ? sandboxUnavailable('runAsRoot', status.stderr) : scriptFailed('runAsRoot', status);
 }
 
 /** Everything below root by relative name, with what a change alters (type, mode, owner, size, times, inode, target). */
@@ -149,7 +152,7 @@ function signature(stats: BigIntStats, physical: string): Signature {
  * The layer: changed and new paths (with their parent directories, so every entry has its
  * directory above it) and a whiteout for each vanished path whose parent survived, in walk order.
  */
-async function packChanges(root: string, before: Map<string, Signature>, whiteoutDir: string, tarPath: string, mtime: number): Promise<{ diffId: Digest; size: number }> {
+async function packChanges(root: string, before: Map<string, Signature>, whiteoutDir: string, tarPath: string, mtime: number): Promise<{ diffId: Digest; size: number; changed: string[] }> {
   const tree: TreeRoot = { nameRoot: '', physicalRoot: root };
   const whiteouts: TreeRoot = { nameRoot: '', physicalRoot: whiteoutDir };
   const after = signatures(root);
@@ -169,7 +172,7 @@ async function packChanges(root: string, before: Map<string, Signature>, whiteou
   const settings = { uid: 0, gid: 0, uname: 'root', gname: 'root', mtime };
   const plan = { entries, settings, size: tarSize(entries, settings) };
   const diffId = await withTempFile(tarPath, (tmp) => writeNewFile(tmp, (fd) => writeTar(plan, fd)));
-  return { diffId, size: plan.size };
+  return { diffId, size: plan.size, changed: [...changed] };
 }
 
 function parentOf(rel: string): string {
@@ -227,14 +230,5 @@ function noShell(): NixdockError {
     found: 'no /bin/sh in the base layers or contents',
     expected: 'a shell at /bin/sh (dockerTools runs the script with the image\'s tools too)',
     hint: 'Add binSh (e.g. a bash or busybox sh from the store) or a shell package to contents.',
-  });
-}
-
-function noNamespaces(stderr: string): NixdockError {
-  return new NixdockError('TOOL_MISSING', 'runAsRoot cannot make its sandbox on this machine', {
-    location: { field: 'runAsRoot' },
-    found: stderr.trim(),
-    expected: 'bubblewrap with unprivileged user namespaces (or running as root)',
-    hint: 'Enable user namespaces (sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces > 0), or use perms/fakeRootCommands, which need no privileges.',
   });
 }

@@ -55,7 +55,13 @@ export async function runSandboxed(run: SandboxScript): Promise<void> {
   // fakeroot must not try the real chown first: in the user namespace it fails with EINVAL, which fakeroot passes on.
   if (run.fakerootState) env.FAKEROOTDONTTRYCHOWN = '1';
   const status = await spawnCollecting(tools.bwrap!, args, env);
-  if (status.code !== 0) throw scriptFailed(run.field, status);
+  if (status.code === 0) return;
+  throw bwrapFailed(status) ? sandboxUnavailable(run.field, status.stderr) : scriptFailed(run.field, status);
+}
+
+/** bwrap's own failures (no user namespaces, no capabilities) exit 1 with "bwrap: …" before the script ran. */
+export function bwrapFailed(status: ExitStatus): boolean {
+  return status.code === 1 && status.stderr.startsWith('bwrap: ');
 }
 
 /** The mounts: the host read-only (symlinks such as /bin → usr/bin kept), then the sandbox's own places. */
@@ -153,5 +159,14 @@ export function missingTool(field: ScriptField, tool: keyof typeof TOOL_PURPOSE)
     found: `no ${tool} on PATH`,
     expected: TOOL_PURPOSE[tool],
     hint: `Install ${pkg} (Debian: apt-get install ${pkg}; Nix: nixpkgs#${pkg}); bwrap also needs unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1 where that exists).`,
+  });
+}
+
+export function sandboxUnavailable(field: ScriptField, stderr: string): NixdockError {
+  return new NixdockError('TOOL_MISSING', `${field} cannot make its sandbox on this machine`, {
+    location: { field },
+    found: stderr.trim(),
+    expected: 'bubblewrap with unprivileged user namespaces (or running as root)',
+    hint: 'Enable user namespaces (sysctl user.max_user_namespaces > 0; kernel.unprivileged_userns_clone=1 or kernel.apparmor_restrict_unprivileged_userns=0 where those exist), or run nixdock as root; perms needs no sandbox at all.',
   });
 }

@@ -40,6 +40,18 @@ export function locateStoreRoots(storePaths: readonly string[], storeDir: string
   return storePaths.map((storePath) => ({ storePath, physical: directoryBehind(storePath, storeDir, physicalPath) }));
 }
 
+/**
+ * The directory a store symlink leads to, following links inside the store, or undefined when it
+ * leads elsewhere (outside the store, a file, nothing): what `rsync -k` copies as a directory.
+ */
+export function storeDirectoryBehind(logicalLink: string, storeDir: string, physicalPath: (storePath: string) => string): string | undefined {
+  try {
+    return directoryBehind(logicalLink, storeDir, physicalPath);
+  } catch {
+    return undefined;
+  }
+}
+
 function directoryBehind(storePath: string, storeDir: string, physicalPath: (storePath: string) => string): string {
   let logical = storePath;
   for (let hop = 0; hop <= MAX_LINK_HOPS; hop++) {
@@ -102,6 +114,74 @@ export async function materialiseTree(tree: MergedTree, dest: string): Promise<v
       await materialiseTree(node, to);
     }
   }
+}
+
+/** How buildImage copies copyToRoot: `rsync -a` with -k (default) or -K (keepContentsDirlinks). */
+export interface StoreCopy {
+  keepDirlinks: boolean;
+  storeDir: string;
+  physicalPath: (storePath: string) => string;
+  /** Directory modes to set once everything is copied (a 0555 store directory cannot take later items' files before). */
+  dirModes: Map<string, number>;
+}
+
+/**
+ * Copies a store root's tree into `dest` as `rsync -a --chown=0:0 ROOT/ dest/` does in buildImage:
+ * real files with the store's modes (0444/0555), symlinks as they are, a later root's file
+ * replacing an earlier one's. Without keepDirlinks (-k) a symlink that leads to a store directory
+ * is copied as that directory; with it (-K) symlinks stay, and a directory that meets a symlink
+ * to a directory already in the tree is merged through it.
+ */
+export async function copyStoreRoot(root: StoreRoot, dest: string, copy: StoreCopy): Promise<void> {
+  await copyStoreChildren(root.storePath, root.physical, dest, dest, copy);
+}
+
+async function copyStoreChildren(logical: string, physical: string, dest: string, tree: string, copy: StoreCopy): Promise<void> {
+  await yieldToEventLoop();
+  for (const name of readdirSync(physical).sort()) {
+    const from = join(physical, name);
+    const source = lstatSync(from);
+    const linkedDir = source.isSymbolicLink() && !copy.keepDirlinks ? storeDirectoryBehind(`${logical}/${name}`, copy.storeDir, copy.physicalPath) : undefined;
+    const to = join(dest, name);
+    if (source.isDirectory() || linkedDir !== undefined) {
+      const into = directoryAt(to, tree, copy);
+      await copyStoreChildren(`${logical}/${name}`, linkedDir ?? from, into, tree, copy);
+      continue;
+    }
+    const existing = lstatIfExists(to);
+    if (existing?.isDirectory()) throw fileOverDirectory(from, to.slice(tree.length));
+    if (existing !== undefined) rmSync(to);
+    if (source.isSymbolicLink()) {
+      symlinkSync(readlinkSync(from), to);
+    } else {
+      copyFileSync(from, to);
+      chmodSync(to, source.mode & 0o100 ? 0o555 : 0o444);
+    }
+  }
+}
+
+/**
+ * The directory at `to`, made if needed (mode recorded as the store's 0555). A symlink there is
+ * followed when it leads to a directory inside the tree and keepDirlinks is set (rsync -K);
+ * otherwise it is replaced, as is a file.
+ */
+function directoryAt(to: string, tree: string, copy: StoreCopy): string {
+  const existing = lstatIfExists(to);
+  if (existing?.isDirectory()) return to;
+  if (existing?.isSymbolicLink() && copy.keepDirlinks) {
+    const target = readlinkSync(to);
+    const inTree = join(tree, posix.resolve(posix.dirname(`/${to.slice(tree.length + 1)}`), target));
+    if (inTree.startsWith(`${tree}/`) && lstatIfExists(inTree)?.isDirectory()) return inTree;
+  }
+  if (existing !== undefined) rmSync(to);
+  makeDir(to);
+  copy.dirModes.set(to, 0o555);
+  return to;
+}
+
+/** Gives copied store directories their store mode, deepest first (a read-only parent would stop the rest). */
+export function applyDirModes(dirModes: Map<string, number>): void {
+  for (const [dir, mode] of [...dirModes].sort(([a], [b]) => b.length - a.length)) chmodSync(dir, mode);
 }
 
 /** Copies a local directory's contents into `dest`, files with their modes; it wins over store links. */

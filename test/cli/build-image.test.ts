@@ -1,0 +1,121 @@
+/**
+ * dockerTools buildImage's shape (`copyToRoot`): the contents copied into the root and, with their
+ * closure, one layer on top of fromImage. The real CLI over real Nix store paths; layers read back
+ * with GNU tar, images run in podman (runc).
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { tempProject } from '../config/project.js';
+import { BUSYBOX, NIX_ENV, drv, helloApp, nixBuild } from '../helpers/nix.js';
+import { missingTools } from '../helpers/tools.js';
+import { RUN_FLAGS, podman, tempDir } from '../output/fixtures.js';
+import { REPO, nixdock, nixdockOk } from './helpers.js';
+
+const NIX: [string, string] = ['nix-build', 'nix-bin'];
+const TAR: [string, string] = ['tar', 'tar'];
+const PODMAN: Array<[string, string]> = [['podman', 'podman'], ['runc', 'runc']];
+
+interface Built {
+  tag: string;
+  layers: Array<{ diffId: string }>;
+}
+
+function build(dir: string, image: string): Built {
+  return (JSON.parse(nixdockOk(dir, ['build', image, '--json']).stdout) as { images: Built[] }).images[0]!;
+}
+
+const diffIds = (built: Built) => built.layers.map((layer) => layer.diffId);
+
+/** `tar -tv` of an uncompressed layer blob in out/oci: one `mode uid/gid name[ -> target]` line per entry. */
+function listLayer(dir: string, diffId: string): string[] {
+  const blob = join(dir, 'out', 'oci', 'blobs', 'sha256', diffId.replace('sha256:', ''));
+  const listing = execFileSync('tar', ['--numeric-owner', '-tvf', blob], { encoding: 'utf8' });
+  return listing.trim().split('\n').map((line) => {
+    const [mode, owner, , , , ...name] = line.split(/\s+/);
+    return `${mode} ${owner} ${name.join(' ')}`;
+  });
+}
+
+function runImage(t: Parameters<typeof tempDir>[0], archive: string, args: string[] = []): string {
+  const store = join(tempDir(t, 'nixdock-pd-'), 'podman');
+  const loaded = /Loaded image: (\S+)/.exec(podman(store, ['load', '-q', '-i', archive]));
+  assert.ok(loaded, `podman load named no image for ${archive}`);
+  return podman(store, [...RUN_FLAGS, loaded[1]!, ...args]);
+}
+
+test('copyToRoot: one layer on the base with the copied root (uid/gid) and the closure the base lacks (root-owned); it runs and rebuilds to the same digests', { skip: missingTools([NIX, TAR, ...PODMAN]) }, (t) => {
+  const [busybox] = nixBuild(BUSYBOX);
+  const [app] = nixBuild(helloApp('copied to the root'));
+  const closure = execFileSync('nix-store', ['-qR', app!], { encoding: 'utf8' }).trim().split('\n');
+  const data = closure.find((path) => path.endsWith('-hello-data'))!;
+  const dir = tempProject(t, {
+    'nixdock.config.json': {
+      formats: ['oci', 'docker-archive'],
+      images: [
+        { name: 'base', tag: 'base', contents: [busybox] },
+        { name: 'app', tag: 'app', fromImage: 'oci:./out/oci:base', copyToRoot: [app], uid: 1000, gid: 100, config: { Cmd: ['/bin/hello'] } },
+      ],
+    },
+  });
+  const base = build(dir, 'base');
+  const image = build(dir, 'app');
+  assert.equal(image.layers.length, base.layers.length + 1, 'the base layers and one more');
+  assert.deepEqual(diffIds(image).slice(0, -1), diffIds(base));
+  const listing = listLayer(dir, image.layers.at(-1)!.diffId);
+  assert.ok(listing.includes('dr-xr-xr-x 1000/100 bin/'), listing.join('\n'));
+  assert.ok(listing.includes('-r-xr-xr-x 1000/100 bin/hello'), 'a copy of the file, not a link into the store');
+  assert.ok(listing.includes(`-r--r--r-- 0/0 ${data.slice(1)}/share/message`), 'the closure is in the layer, root-owned');
+  assert.ok(listing.includes(`dr-xr-xr-x 0/0 ${app!.slice(1)}/`));
+  assert.equal(listing.some((line) => line.includes(busybox!.slice(1))), false, 'busybox is in the base: not repeated');
+  assert.equal(runImage(t, join(dir, 'out', 'app.tar')), 'copied to the root\n');
+  execFileSync('rm', ['-rf', join(dir, '.nixdock')]);
+  assert.deepEqual(diffIds(build(dir, 'app')), diffIds(image), 'the same config from a cold cache gives the same layers');
+});
+
+test('keepContentsDirlinks: symlinks to directories are copied as those directories by default (rsync -k) and kept with it (rsync -K)', { skip: missingTools([NIX, TAR]) }, (t) => {
+  const [lib] = nixBuild(drv('dirlink-lib', 'export PATH=/usr/bin:/bin; mkdir -p $out/share; echo msg > $out/share/msg'));
+  const [tree] = nixBuild(drv('dirlinks', 'export PATH=/usr/bin:/bin; mkdir -p $out/real; echo f > $out/real/f; ln -s real $out/rel; ln -s ${lib}/share $out/abs', { lib: drv('dirlink-lib', 'export PATH=/usr/bin:/bin; mkdir -p $out/share; echo msg > $out/share/msg') }));
+  const dir = tempProject(t, {
+    'nixdock.config.json': {
+      images: [
+        { name: 'copied', tag: 'copied', copyToRoot: [tree] },
+        { name: 'kept', tag: 'kept', copyToRoot: [tree], keepContentsDirlinks: true },
+      ],
+    },
+  });
+  const copied = listLayer(dir, build(dir, 'copied').layers.at(-1)!.diffId);
+  assert.ok(copied.includes('dr-xr-xr-x 0/0 rel/') && copied.includes('-r--r--r-- 0/0 rel/f'), copied.join('\n'));
+  assert.ok(copied.includes('-r--r--r-- 0/0 abs/msg'), 'a link into another store path is copied as its directory');
+  const kept = listLayer(dir, build(dir, 'kept').layers.at(-1)!.diffId);
+  assert.ok(kept.includes('lrwxrwxrwx 0/0 rel -> real'), kept.join('\n'));
+  assert.ok(kept.includes(`lrwxrwxrwx 0/0 abs -> ${lib}/share`));
+  assert.ok(kept.includes(`-r--r--r-- 0/0 ${lib!.slice(1)}/share/msg`), 'the linked store path is in the closure, so in the layer');
+});
+
+test('contents and copyToRoot together, or keepContentsDirlinks without copyToRoot, are refused (exit 2) naming the field', { skip: missingTools([NIX]) }, (t) => {
+  const [busybox] = nixBuild(BUSYBOX);
+  const both = tempProject(t, { 'nixdock.config.json': { images: [{ name: 'x', contents: [busybox], copyToRoot: [busybox] }] } });
+  const run = nixdock(both, ['build']);
+  assert.equal(run.status, 2, run.stderr);
+  assert.match(run.stderr, /images\[0\]\.copyToRoot/);
+  assert.match(run.stderr, /`contents` \(layered, like buildLayeredImage\) or `copyToRoot` \(one layer, like buildImage\), not both/);
+  const stray = tempProject(t, { 'nixdock.config.json': { images: [{ name: 'x', contents: [busybox], keepContentsDirlinks: true }] } });
+  const strayRun = nixdock(stray, ['build']);
+  assert.equal(strayRun.status, 2, strayRun.stderr);
+  assert.match(strayRun.stderr, /images\[0\]\.keepContentsDirlinks/);
+});
+
+test('nix/lib.nix: buildImage keeps copyToRoot (or old-style contents) and keepContentsDirlinks, so the spec is the one-layer shape', { skip: missingTools([NIX]) }, (t) => {
+  const dir = tempDir(t, 'nixdock-lib-');
+  const file = join(dir, 'image.nix');
+  writeFileSync(file, `let nixdock = import ${join(REPO, 'nix', 'lib.nix')} { }; busybox = ${BUSYBOX};
+in { new = nixdock.toBuildImageSpec { name = "a"; copyToRoot = [ busybox ]; keepContentsDirlinks = true; diskSize = 1024; };
+     old = nixdock.toBuildImageSpec { name = "b"; contents = busybox; }; }`);
+  const specs = JSON.parse(execFileSync('nix-instantiate', ['--eval', '--strict', '--json', file], { env: NIX_ENV, encoding: 'utf8' }));
+  assert.deepEqual(Object.keys(specs.new).sort(), ['copyToRoot', 'keepContentsDirlinks', 'name']);
+  assert.match(specs.new.copyToRoot[0], /-busybox-static$/);
+  assert.deepEqual(specs.old.copyToRoot, specs.new.copyToRoot);
+});

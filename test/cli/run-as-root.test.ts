@@ -1,0 +1,72 @@
+/**
+ * runAsRoot beyond the basics in dockertools.test.ts: the store paths it writes join the image, and
+ * a machine without user namespaces gets the clear error. The real CLI over real Nix store paths.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { tempProject } from '../config/project.js';
+import { nixdockArgv } from '../helpers/cli.js';
+import { BUSYBOX, NIX_ENV, drv, nixBuild } from '../helpers/nix.js';
+import { missingTools } from '../helpers/tools.js';
+import { RUN_FLAGS, podman, tempDir } from '../output/fixtures.js';
+import { nixdockOk } from './helpers.js';
+
+const NIX: [string, string] = ['nix-build', 'nix-bin'];
+const BWRAP: [string, string] = ['bwrap', 'bubblewrap'];
+const UNSHARE: [string, string] = ['unshare', 'util-linux'];
+const PODMAN: Array<[string, string]> = [['podman', 'podman'], ['runc', 'runc']];
+
+function runImage(t: Parameters<typeof tempDir>[0], archive: string): string {
+  const store = join(tempDir(t, 'nixdock-pd-'), 'podman');
+  const loaded = /Loaded image: (\S+)/.exec(podman(store, ['load', '-q', '-i', archive]));
+  assert.ok(loaded, `podman load named no image for ${archive}`);
+  return podman(store, [...RUN_FLAGS, loaded[1]!]);
+}
+
+test('runAsRoot: a store path its output names joins the closure, so the link works at run time', { skip: missingTools([NIX, BWRAP, ...PODMAN]) }, (t) => {
+  const [busybox] = nixBuild(BUSYBOX);
+  const [lib] = nixBuild(drv('run-as-root-lib', 'export PATH=/usr/bin:/bin; mkdir -p $out/share; echo named-by-run-as-root > $out/share/msg'));
+  const dir = tempProject(t, {
+    'nixdock.config.json': {
+      formats: ['oci', 'docker-archive'],
+      images: [{ name: 'img', contents: [busybox], runAsRoot: `mkdir -p /etc; ln -s ${lib}/share/msg /etc/msg`, config: { Cmd: ['/bin/cat', '/etc/msg'] } }],
+    },
+  });
+  const built = JSON.parse(nixdockOk(dir, ['build', '--json']).stdout) as { images: Array<{ layers: Array<{ storePaths: string[] }> }> };
+  const storePaths = built.images[0]!.layers.flatMap((layer) => layer.storePaths);
+  assert.ok(storePaths.includes(lib!), `${lib} is in a store layer: ${storePaths.join(', ')}`);
+  assert.equal(runImage(t, join(dir, 'out', 'img.tar')), 'named-by-run-as-root\n');
+});
+
+/**
+ * `nixdock ARGS` as uid 1000 in a user namespace whose parent allows no further one: the outer
+ * namespace (root of its own) sets user.max_user_namespaces to 1 and spends it on the inner, so
+ * bwrap's own user namespace is refused (ENOSPC) as on a machine that has them switched off.
+ */
+function nixdockWithoutUserNamespaces(cwd: string, args: string[]) {
+  const inner = ['unshare', '--user', '--map-user=1000', '--map-group=1000', process.execPath, ...nixdockArgv(args)];
+  const script = 'echo 1 > /proc/sys/user/max_user_namespaces && exec "$@"';
+  const run = spawnSync('unshare', ['--user', '--map-root-user', 'sh', '-c', script, 'sh', ...inner], { cwd, env: NIX_ENV, encoding: 'utf8' });
+  return { status: run.status, stderr: run.stderr };
+}
+
+test('runAsRoot and extraCommands without user namespaces: TOOL_MISSING (exit 3) saying the sandbox cannot be made and what to enable', { skip: missingTools([NIX, BWRAP, UNSHARE]) }, (t) => {
+  const [busybox] = nixBuild(BUSYBOX);
+  const dir = tempProject(t, {
+    'nixdock.config.json': {
+      images: [
+        { name: 'root-script', contents: [busybox], runAsRoot: 'echo hi > /hello' },
+        { name: 'extra', contents: [busybox], extraCommands: 'mkdir -p etc' },
+      ],
+    },
+  });
+  for (const [image, field] of [['root-script', 'runAsRoot'], ['extra', 'extraCommands']] as const) {
+    const run = nixdockWithoutUserNamespaces(dir, ['build', image]);
+    assert.equal(run.status, 3, run.stderr);
+    assert.match(run.stderr, new RegExp(`error\\[TOOL_MISSING\\]: ${field} cannot make its sandbox on this machine`));
+    assert.match(run.stderr, /namespaces exceeded \(ENOSPC\)/, 'bwrap\'s own reason is shown');
+    assert.match(run.stderr, /user\.max_user_namespaces > 0/, 'the hint says what to enable');
+  }
+});
