@@ -16,6 +16,7 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   init: () => import('./init.js'),
   build: () => import('./build.js'),
   stream: () => import('./stream.js'),
+  merge: () => import('./merge.js'),
   inspect: () => import('./inspect.js'),
   push: () => import('./push.js'),
   pull: () => import('./pull.js'),

@@ -1,0 +1,62 @@
+/**
+ * `nixdock merge` (dockerTools mergeImages): several project images in one docker-archive; real
+ * `podman load` must bring in every tag, each runnable, with the image ids `nixdock build` gives.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { tempProject } from '../config/project.js';
+import { BUSYBOX, nixBuild } from '../helpers/nix.js';
+import { missingTools } from '../helpers/tools.js';
+import { RUN_FLAGS, podman, tempDir } from '../output/fixtures.js';
+import { nixdock, nixdockIntoPodman, nixdockOk } from './helpers.js';
+
+const NIX: [string, string] = ['nix-build', 'nix-bin'];
+const PODMAN: Array<[string, string]> = [['podman', 'podman'], ['runc', 'runc']];
+
+function mergeProject(t: Parameters<typeof tempProject>[0]): string {
+  const [busybox] = nixBuild(BUSYBOX);
+  return tempProject(t, {
+    'nixdock.config.json': {
+      images: [
+        { name: 'first', tag: 'one', contents: [busybox, './a'], config: { Cmd: ['/bin/cat', '/etc/which'] } },
+        { name: 'second', tag: 'two', contents: [busybox, './b'], config: { Cmd: ['/bin/cat', '/etc/which'] } },
+        { name: 'third', contents: [busybox], config: { Cmd: ['/bin/echo', 'third'] } },
+      ],
+    },
+    'a/etc/which': 'first\n',
+    'b/etc/which': 'second\n',
+  });
+}
+
+/** `podman images` of a private store as `name:tag id` lines. */
+function loadedImages(store: string): string[] {
+  return podman(store, ['images', '--no-trunc', '--format', '{{.Repository}}:{{.Tag}} {{.ID}}']).trim().split('\n').sort();
+}
+
+test('nixdock merge -o FILE: one docker-archive that podman load turns into every tag, each runnable, with the ids nixdock build gives', { skip: missingTools([NIX, ...PODMAN]) }, (t) => {
+  const dir = mergeProject(t);
+  const built = JSON.parse(nixdockOk(dir, ['build', '--json']).stdout) as { images: Array<{ name: string; tag: string; configDigest: string }> };
+  const merged = JSON.parse(nixdockOk(dir, ['merge', 'first', 'second', 'third', '-o', 'all.tar', '--json']).stdout) as { path: string; images: string[] };
+  const third = built.images.find((image) => image.name === 'third')!;
+  assert.deepEqual(merged.images, ['first:one', 'second:two', `third:${third.tag}`]);
+  const store = join(tempDir(t, 'nixdock-pd-'), 'podman');
+  podman(store, ['load', '-q', '-i', merged.path]);
+  const expected = built.images.map((image) => `localhost/${image.name}:${image.tag} ${image.configDigest}`).sort();
+  assert.deepEqual(loadedImages(store), expected);
+  assert.equal(podman(store, [...RUN_FLAGS, 'localhost/first:one']), 'first\n');
+  assert.equal(podman(store, [...RUN_FLAGS, 'localhost/second:two']), 'second\n');
+  assert.equal(podman(store, [...RUN_FLAGS, `localhost/third:${third.tag}`]), 'third\n');
+});
+
+test('nixdock merge to stdout pipes into podman load; a name that is not an image is refused (exit 2) before anything is written', { skip: missingTools([NIX, ...PODMAN]) }, async (t) => {
+  const dir = mergeProject(t);
+  const store = join(tempDir(t, 'nixdock-pd-'), 'podman');
+  const { cli, podman: load } = await nixdockIntoPodman(dir, ['merge', '--quiet', 'second', 'first'], store, ['load']);
+  assert.equal(cli.status, 0, cli.stderr);
+  assert.equal(load.status, 0, load.stderr);
+  assert.deepEqual(loadedImages(store).map((line) => line.split(' ')[0]), ['localhost/first:one', 'localhost/second:two']);
+  const missing = nixdock(dir, ['merge', 'first', 'fourth', '-o', 'bad.tar']);
+  assert.equal(missing.status, 2, missing.stderr);
+  assert.match(missing.stderr, /No image named "fourth"/);
+});
