@@ -19,7 +19,7 @@ import type { Digest, TarSettings, WriteToFdOptions } from '../types.js';
 import { writeAll } from '../util/fd.js';
 import { TarFiller } from './filler.js';
 import { HeaderTemplate, trailerSize } from './header.js';
-import { TarWorker } from './worker-pool.js';
+import { idleTarWorker, TarWorker } from './worker-pool.js';
 import { CHUNK_SIZE, CONTROL, RING_SLOTS, type TarJob, type TarWorkerMessage } from './worker-protocol.js';
 import type { TarEntry } from './walk.js';
 
@@ -40,9 +40,12 @@ export function tarSize(entries: readonly TarEntry[], settings: TarSettings): nu
 }
 
 /**
- * Layers up to this size are tarred on the calling thread: starting a worker thread costs more
- * than it saves for them (an app's 1.6 MB top-level path: 0.58 s rebuild with 1 MiB here, 0.51 s
- * with 8 MiB), and tarring 8 MiB holds the event loop for only a few ms.
+ * Layers up to this size are tarred on the calling thread when no worker is idle: starting a
+ * worker thread costs more than it saves for them (an app's 1.6 MB top-level path: 0.58 s rebuild
+ * with 1 MiB here, 0.51 s with 8 MiB), and tarring 8 MiB holds the event loop for only a few ms.
+ * With a worker idle (an image of many layers, after its first big one), every layer goes to it:
+ * tarred inline, the small layers of the 1 GB benchmark stream kept the main thread busy 2.4 s
+ * (all of their reads and writes), and it could not walk the next layers meanwhile.
  */
 const INLINE_MAX_BYTES = 8 << 20;
 
@@ -55,7 +58,7 @@ const INLINE_MAX_BYTES = 8 << 20;
  */
 export async function writeTar(plan: TarPlan, fd: number | undefined, opts: WriteToFdOptions = {}): Promise<Digest> {
   opts.signal?.throwIfAborted();
-  if (plan.size <= INLINE_MAX_BYTES) return writeInline(plan, fd, opts);
+  if (plan.size <= INLINE_MAX_BYTES && !idleTarWorker()) return writeInline(plan, fd, opts);
   return writeThroughRing(plan, fd, opts);
 }
 

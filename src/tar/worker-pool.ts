@@ -106,6 +106,11 @@ function removeIdle(worker: TarWorker): void {
   if (at >= 0) idle.splice(at, 1);
 }
 
+/** Whether a worker is idle in the pool: a job for it starts without starting a thread. */
+export function idleTarWorker(): boolean {
+  return idle.length > 0;
+}
+
 /** Worker threads alive (busy or idle): for tests and diagnostics. */
 export function liveTarWorkers(): number {
   return live.size;

@@ -130,6 +130,28 @@ describe('store layer bytes come from a worker thread', { skip: NEEDS }, () => {
     assert.equal(child.status, 0, 'the process exited on its own');
   });
 
+  test('a small layer is tarred by a worker left idle by a big one, with the bytes it has tarred inline', async (t) => {
+    const { file, symlink } = edgePaths();
+    const small = storeLayerSource({ paths: [file, symlink], settings: DEFAULTS, storeDir: '/nix/store', physicalPath: (p) => p });
+    const dir = tempDir('nixdock-layer-small-');
+    t.after(dir.cleanup);
+    const written = async (name: string) => {
+      const fd = openSync(join(dir.path, name), 'w');
+      try {
+        return { digest: await small.writeToFd!(fd), bytes: readFileSync(join(dir.path, name)) };
+      } finally {
+        closeSync(fd);
+      }
+    };
+    // A small layer's stream is always tarred on this thread.
+    const inline = await readAll(small.open());
+    await edgeLayer().writeToFd!(undefined);
+    assert.ok(liveTarWorkers() >= 1, 'the big layer left a worker in the pool');
+    const byWorker = await written('worker.tar');
+    assert.equal(byWorker.digest, sha256(inline));
+    assert.ok(byWorker.bytes.equals(inline));
+  });
+
   test('layers streamed at the same time each get their own worker and their own bytes', async () => {
     const { tree, file } = edgePaths();
     const layerOf = (paths: string[]) => storeLayerSource({ paths, settings: DEFAULTS, storeDir: '/nix/store', physicalPath: (p) => p });

@@ -198,15 +198,24 @@ async function streamKnownLayer(tar: TarWriter, name: string, layer: Layer, inde
 }
 
 /**
- * Plans the cold layers in order (their lstat walks, behind size()) while earlier ones are being
- * written by their worker, so the output rarely waits for a walk; stops when the archive ends. A
- * failure is left for the layer's own size() call to report (a failed walk is retried there).
+ * Plans the layers to be tarred in order (their lstat walks, behind size()) while earlier ones are
+ * being written by their worker, so the output rarely waits for a walk; stops when the archive
+ * ends. That is the cold layers and the known ones without a blob to copy (tarred again, only
+ * counted): walked in turn, the warm stream without blobs of the 1 GB benchmark spent ~0.8 s of its
+ * main thread walking while the worker waited. A failure is left for the layer's own size() call
+ * to report (a failed walk is retried there).
  */
 async function planAhead(layers: Array<Layer | LayerSource>, stop: AbortSignal): Promise<void> {
   for (const layer of layers) {
     if (stop.aborted) return;
     if (!isLayer(layer)) await layer.size().catch(() => undefined);
+    else if (retarred(layer)) await layer.source.size().catch(() => undefined);
   }
+}
+
+/** A known layer whose bytes are tarred again from the store (no blob file to copy): see streamKnownLayer. */
+function retarred(layer: Layer): boolean {
+  return layer.verifiedBytes === true && layer.source.tarFile === undefined && layer.source.writeToFd !== undefined;
 }
 
 async function streamColdLayer(tar: TarWriter, name: string, source: LayerSource, signal?: AbortSignal): Promise<Layer> {
