@@ -16,7 +16,7 @@ let
   # dockerTools arguments that mean something else (or nothing) in a nixdock spec, per shape:
   # buildLayeredImage's contents are linked into the root (a layer per store path); buildImage's
   # copyToRoot (`contents` in older nixpkgs) is copied into one layer, with keepContentsDirlinks.
-  commonDropped = [ "compressor" "diskSize" "buildVMMemorySize" "enableFakechroot" "meta" "passthru" ];
+  commonDropped = [ "compressor" "diskSize" "buildVMMemorySize" "meta" "passthru" ];
   layered = { renamed = { copyToRoot = "contents"; }; dropped = commonDropped ++ [ "keepContentsDirlinks" ]; };
   singleLayer = { renamed = { contents = "copyToRoot"; }; dropped = commonDropped; };
 

@@ -40,6 +40,7 @@ export async function planSingleLayerImage(spec: ImageSpec, ctx: PlanContext): P
     nixDb: spec.includeNixDB ? { paths: [...resolved.closure.paths.values()], gcRoots: resolved.contentsPaths } : undefined,
     extraCommands: spec.extraCommands,
     fakeRootCommands: spec.fakeRootCommands,
+    enableFakechroot: spec.enableFakechroot,
     perms: spec.perms,
     system: { users: spec.users, groups: spec.groups, binSh: spec.binSh, usrBinEnv: spec.usrBinEnv, caCertificates: spec.caCertificates, tmp: spec.tmp },
     settings,

@@ -116,6 +116,7 @@ async function planStoreImage(spec: ImageSpec, ctx: PlanContext): Promise<PlanRe
     nixDb: spec.includeNixDB ? { paths: [...resolved.closure.paths.values()], gcRoots: resolved.contentsPaths } : undefined,
     extraCommands: spec.extraCommands,
     fakeRootCommands: spec.fakeRootCommands,
+    enableFakechroot: spec.enableFakechroot,
     perms: spec.perms,
     system: { users: spec.users, groups: spec.groups, binSh: spec.binSh, usrBinEnv: spec.usrBinEnv, caCertificates: spec.caCertificates, tmp: spec.tmp },
     settings: { ...settings, uid: 0, gid: 0, uname: 'root', gname: 'root' },

@@ -50,6 +50,7 @@ export function normalizeImage(input: ImageSpecInput, ctx: SpecContext): ImageSp
     ...withVariant(architecture, input.variant, ctx),
     ...(input.extraCommands !== undefined && { extraCommands: input.extraCommands }),
     ...(input.fakeRootCommands !== undefined && { fakeRootCommands: input.fakeRootCommands }),
+    ...(fakechroot(input, ctx) && { enableFakechroot: true }),
     ...(input.runAsRoot !== undefined && { runAsRoot: input.runAsRoot }),
     users: input.users ?? [],
     groups: input.groups ?? [],
@@ -68,6 +69,21 @@ export function normalizeImage(input: ImageSpecInput, ctx: SpecContext): ImageSp
     watch: (input.watch ?? []).map((glob) => relativeToRoot(ctx.root, dir, glob)),
     source: { file: ctx.file, field: ctx.field },
   };
+}
+
+/** enableFakechroot changes how fakeRootCommands run: without them it would silently do nothing. */
+function fakechroot(input: ImageSpecInput, ctx: SpecContext): boolean {
+  if (input.enableFakechroot && input.fakeRootCommands === undefined) {
+    const field = joinField(ctx.field, ['enableFakechroot']);
+    throw fieldError(ctx.code, ctx.file, {
+      field,
+      message: '`enableFakechroot` applies to `fakeRootCommands`, which this image does not have',
+      found: 'enableFakechroot: true without fakeRootCommands',
+      expected: 'fakeRootCommands beside it',
+      hint: 'Add the commands that should see the image root as /, or remove enableFakechroot.',
+    });
+  }
+  return input.enableFakechroot ?? false;
 }
 
 // ─────────────────────────── contents ───────────────────────────

@@ -70,6 +70,8 @@ export interface ImageSpec {
   runAsRoot?: string;
   /** bash run after extraCommands under fakeroot; its chown/chmod/mknod land in the layer headers. */
   fakeRootCommands?: string;
+  /** fakeRootCommands run chrooted into the image root (dockerTools enableFakechroot). */
+  enableFakechroot?: boolean;
   /** Owners and modes of customisation layer paths; applied last. */
   perms: PermSpec[];
   /** /etc/passwd, /etc/group, /etc/shadow entries and home directories (shadowSetup/fakeNss). */

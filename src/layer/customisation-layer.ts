@@ -9,7 +9,7 @@
  * bytes are needed.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, lstatSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -21,11 +21,12 @@ import { assertStorePath } from './store-layer.js';
 import { applyFakerootState, applyPerms, readFakerootState, type PathPerm } from './ownership.js';
 import { scanStoreReferences } from './references.js';
 import { stageSystemFiles, wantsSystemFiles, type SystemFiles } from './system-files.js';
-import { runSandboxed } from './sandbox.js';
+import { chrootOwner, prepareMountPoints, removeMountPoints, runChrooted } from './chroot.js';
+import { findExecutable, missingTool, runSandboxed } from './sandbox.js';
 import { copyLocalDir, DIR_MODE, locateStoreRoots, materialiseTree, mergeStoreRoots, removeTree, type MergedTree, type StoreRoot } from './stage-tree.js';
 import { tarBuffer, tarSize, writeTar } from '../tar/layer-tar.js';
 import type { EntryOwner } from '../tar/header.js';
-import { compareCodePoints, lstatIfExists, walkTree, type TarEntry, type TreeRoot } from '../tar/walk.js';
+import { compareCodePoints, lstatIfExists, physicalPathOf, walkTree, type TarEntry, type TreeRoot } from '../tar/walk.js';
 
 /** Versions the byte format; part of every customisation layer key. */
 export const CUSTOMISATION_LAYER_FORMAT = 'nixdock-customisation-layer/1';
@@ -41,6 +42,8 @@ export interface CustomisationLayerOptions {
   extraCommands?: string;
   /** Run after extraCommands, under fakeroot: its chown/chmod/mknod effects land in the headers. */
   fakeRootCommands?: string;
+  /** fakeRootCommands see the tree as `/` (./chroot.ts) instead of running in it under fakeroot. */
+  enableFakechroot?: boolean;
   /** Declarative owners and modes (./ownership.ts), applied last. */
   perms?: PathPerm[];
   /** users/groups, binSh, usrBinEnv, caCertificates, tmp (./system-files.ts), staged before extraCommands. */
@@ -214,14 +217,18 @@ export async function stageTree(opts: CustomisationLayerOptions, workDir: string
     const homes = opts.system ? stageSystemFiles(tree, opts.system, opts.physicalPath) : [];
     if (opts.extraCommands) await runSandboxed({ ...sandboxPlaces(opts, tree), field: 'extraCommands', script: opts.extraCommands });
     const fakerootState = join(fakerootDir, 'state');
-    if (opts.fakeRootCommands) {
+    if (opts.fakeRootCommands && opts.enableFakechroot) {
+      await runFakechroot(tree, opts.fakeRootCommands, opts);
+    } else if (opts.fakeRootCommands) {
       await mkdir(fakerootDir);
       await runSandboxed({ ...sandboxPlaces(opts, tree), field: 'fakeRootCommands', script: opts.fakeRootCommands, fakerootState });
     }
     const references = scanStoreReferences(tree, opts.storeDir, (path) => lstatIfExists(opts.physicalPath(path)) !== undefined);
     const walked: TarEntry[] = [];
     walkTree({ nameRoot: '', physicalRoot: tree }, walked, () => new NixdockError('INTERNAL', `Staged tree ${tree} vanished`));
-    const owned = owner ? walked.map((entry) => ({ ...entry, owner })) : walked;
+    // Chrooted, the commands' chown is real (as root): the owners on disk are the image's.
+    const onDisk = opts.fakeRootCommands && opts.enableFakechroot ? walked.map((entry) => ({ ...entry, owner: ownerOnDisk(entry) })) : walked;
+    const owned = owner ? onDisk.map((entry) => (entry.owner && !isRoot(entry.owner) ? entry : { ...entry, owner })) : onDisk;
     const entries = applyPerms(applyFakerootState(owned, readFakerootState(fakerootState)), [...homes, ...(opts.perms ?? [])]);
     return { tree, entries, references };
   } catch (err) {
@@ -230,6 +237,27 @@ export async function stageTree(opts: CustomisationLayerOptions, workDir: string
   } finally {
     await Promise.all([removeTree(nixState), removeTree(fakerootDir)]);
   }
+}
+
+/** dockerTools' enableFakechroot: fakeRootCommands run as root chrooted into the tree (./chroot.ts), which keeps no mount points. */
+async function runFakechroot(tree: string, script: string, opts: CustomisationLayerOptions): Promise<void> {
+  const bwrap = findExecutable('bwrap', process.env.PATH ?? '/usr/bin:/bin');
+  if (!bwrap) throw missingTool('fakeRootCommands', 'bwrap');
+  const created = prepareMountPoints(tree, opts.storeDir);
+  try {
+    await runChrooted(bwrap, tree, { field: 'fakeRootCommands', script, storeDir: opts.storeDir, physicalStoreDir: physicalStoreDir(opts), mtime: opts.settings.mtime });
+  } finally {
+    removeMountPoints(created);
+  }
+}
+
+function ownerOnDisk(entry: TarEntry): EntryOwner {
+  const stats = lstatSync(physicalPathOf(entry));
+  return chrootOwner(stats.uid, stats.gid);
+}
+
+function isRoot(owner: EntryOwner): boolean {
+  return owner.uid === 0 && owner.gid === 0;
 }
 
 /** Where a sandboxed script runs: the tree writable, the store (wherever its files are) read-only. */

@@ -11,11 +11,7 @@
  * (`.wh.NAME`). overlayfs would need the kernel to allow it in a user namespace and leaves
  * whiteouts as 0/0 device nodes to translate; the copy costs one extraction of the lower tree.
  *
- * Privileges: as host root the script runs without a user namespace but with only the
- * capabilities a package script needs (chown, fowner, dac_override, fsetid, mknod, setuid/gid),
- * so `chown 1000 …` is real and read back from lstat. Unprivileged it runs as uid 0 of a user
- * namespace mapped to the caller: files it creates are root's in the image, and `chown` to other
- * ids fails (EINVAL) — use `perms` for those.
+ * Privileges: see ./chroot.ts (real chown as host root; uid 0 of a user namespace otherwise).
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -25,18 +21,17 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { NixdockError } from '../errors.js';
 import { exportImage, type ExportLayer } from '../export.js';
-import type { EntryOwner } from '../tar/header.js';
 import { tarSize, writeTar } from '../tar/layer-tar.js';
 import { compareCodePoints, type TarEntry, type TreeRoot } from '../tar/walk.js';
 import type { Digest } from '../types.js';
 import { withTempFile, writeNewFile } from '../util/atomic.js';
 import type { CustomisationLayerSource } from './customisation-layer.js';
 import { scanPathReferences } from './references.js';
-import { bwrapFailed, findExecutable, missingTool, sandboxUnavailable, scriptFailed, spawnCollecting } from './sandbox.js';
+import { chrootOwner, prepareMountPoints, runChrooted } from './chroot.js';
+import { findExecutable, missingTool } from './sandbox.js';
 import { removeTree } from './stage-tree.js';
 
 export const RUN_AS_ROOT_LAYER_FORMAT = 'nixdock-run-as-root-layer/1';
-const CAPABILITIES = ['CAP_CHOWN', 'CAP_FOWNER', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_MKNOD', 'CAP_SETUID', 'CAP_SETGID'];
 
 export interface RunAsRootOptions {
   script: string;
@@ -66,7 +61,7 @@ export async function runAsRootLayer(opts: RunAsRootOptions): Promise<Customisat
     await extractLower(opts.lower, root);
     prepareMountPoints(root, opts.storeDir);
     const before = signatures(root);
-    await runScript(bwrap, root, opts);
+    await runChrooted(bwrap, root, { ...opts, field: 'runAsRoot' });
     const tarPath = join(workDir, 'layer.tar');
     const { diffId, size, changed } = await packChanges(root, before, join(workDir, 'whiteouts'), tarPath, opts.mtime);
     // What the script wrote may name store paths (`ln -s /nix/store/…-lib/x /etc/x`): their closure joins the image.
@@ -105,27 +100,6 @@ async function extractLower(layers: ExportLayer[], root: string): Promise<void> 
   await exportImage(layers, input);
   const code = await done;
   if (code !== 0) throw new NixdockError('LAYER_BUILD', `runAsRoot: extracting the image below it failed: ${stderr.trim()}`, { location: { field: 'runAsRoot' }, found: stderr.trim() });
-}
-
-/** Where bwrap mounts /proc, /dev and the store: made before the snapshot so they are no change. */
-function prepareMountPoints(root: string, storeDir: string): void {
-  for (const dir of ['proc', 'dev', storeDir.replace(/^\/+/, '')]) mkdirSync(join(root, dir), { recursive: true });
-}
-
-async function runScript(bwrap: string, root: string, opts: RunAsRootOptions): Promise<void> {
-  const asRoot = process.getuid?.() === 0;
-  const privileges = asRoot ? ['--cap-drop', 'ALL', ...CAPABILITIES.flatMap((cap) => ['--cap-add', cap])] : ['--unshare-user', '--uid', '0', '--gid', '0'];
-  const args = [
-    ...privileges, '--unshare-pid', '--unshare-net', '--unshare-ipc', '--unshare-uts', '--die-with-parent', '--new-session',
-    '--bind', root, '/', '--ro-bind', opts.physicalStoreDir, opts.storeDir, '--proc', '/proc', '--dev', '/dev', '--chdir', '/',
-    '--', '/bin/sh', '-e', '-c', `umask 022\n${opts.script}`,
-  ];
-  const env = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', TZ: 'UTC', SOURCE_DATE_EPOCH: String(opts.mtime) };
-  const shell = lstatSync(join(root, 'bin', 'sh'), { throwIfNoEntry: false });
-  if (!shell) throw noShell();
-  const status = await spawnCollecting(bwrap, args, env);
-  if (status.code === 0) return;
-  throw bwrapFailed(status) ? sandboxUnavailable('runAsRoot', status.stderr) : scriptFailed('runAsRoot', status);
 }
 
 /** Everything below root by relative name, with what a change alters (type, mode, owner, size, times, inode, target). */
@@ -198,7 +172,7 @@ function whiteoutEntry(tree: TreeRoot, name: string): TarEntry {
 function entryOf(tree: TreeRoot, root: string, rel: string): TarEntry {
   const physical = join(root, rel);
   const stats = lstatSync(physical);
-  const owner = ownerOf(stats.uid, stats.gid);
+  const owner = chrootOwner(stats.uid, stats.gid);
   const common = { tree, mode: stats.mode & 0o7777, linkName: '', size: 0, owner };
   if (stats.isDirectory()) return { ...common, name: `${rel}/`, type: 'dir' };
   if (stats.isSymbolicLink()) return { ...common, name: rel, type: 'symlink', linkName: readlinkSync(physical) };
@@ -212,23 +186,5 @@ function entryOf(tree: TreeRoot, root: string, rel: string): TarEntry {
     found: `/${rel}: a FIFO or socket`,
     expected: 'files, directories, symlinks and device nodes',
     hint: 'Remove it at the end of the script (or create it at run time).',
-  });
-}
-
-/** Our own uid/gid are root's inside the user namespace, so they are root's in the image. */
-function ownerOf(uid: number, gid: number): EntryOwner {
-  const self = process.getuid?.() ?? 0;
-  const selfGroup = process.getgid?.() ?? 0;
-  const u = uid === self ? 0 : uid;
-  const g = gid === selfGroup ? 0 : gid;
-  return { uid: u, gid: g, uname: u === 0 ? 'root' : '', gname: g === 0 ? 'root' : '' };
-}
-
-function noShell(): NixdockError {
-  return new NixdockError('INPUT_INVALID', 'runAsRoot needs /bin/sh in the image: the script runs chrooted into it', {
-    location: { field: 'runAsRoot' },
-    found: 'no /bin/sh in the base layers or contents',
-    expected: 'a shell at /bin/sh (dockerTools runs the script with the image\'s tools too)',
-    hint: 'Add binSh (e.g. a bash or busybox sh from the store) or a shell package to contents.',
   });
 }

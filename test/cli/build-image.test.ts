@@ -119,3 +119,30 @@ in { new = nixdock.toBuildImageSpec { name = "a"; copyToRoot = [ busybox ]; keep
   assert.match(specs.new.copyToRoot[0], /-busybox-static$/);
   assert.deepEqual(specs.old.copyToRoot, specs.new.copyToRoot);
 });
+
+test('copyToRoot with extraCommands, perms, users and runAsRoot: the customisation works over the copy, runAsRoot adds its one layer', { skip: missingTools([NIX, TAR, ['bwrap', 'bubblewrap'], ...PODMAN]) }, (t) => {
+  const [busybox] = nixBuild(BUSYBOX);
+  const dir = tempProject(t, {
+    'nixdock.config.json': {
+      formats: ['oci', 'docker-archive'],
+      images: [{
+        name: 'svc',
+        tag: 'v1',
+        copyToRoot: [busybox],
+        users: [{ name: 'svc', uid: 1000 }],
+        extraCommands: 'mkdir -p var/lib/svc',
+        perms: [{ path: '/var/lib/svc', uid: 1000, gid: 1000, mode: '0700' }],
+        runAsRoot: 'echo set up by root > /etc/motd',
+        config: { User: 'svc', Cmd: ['/bin/sh', '-c', 'cat /etc/motd; echo state > /var/lib/svc/s && cat /var/lib/svc/s; ls -l /bin/sh'] },
+      }],
+    },
+  });
+  const image = build(dir, 'svc');
+  assert.equal(image.layers.length, 2, 'the copyToRoot layer and runAsRoot\'s');
+  const listing = listLayer(dir, image.layers[0]!.diffId);
+  assert.ok(listing.includes('drwx------ 1000/1000 var/lib/svc/'), listing.join('\n'));
+  assert.ok(listing.includes('drwxr-xr-x 1000/1000 home/svc/'));
+  const output = runImage(t, join(dir, 'out', 'svc.tar'));
+  assert.match(output, /^set up by root\nstate\n/);
+  assert.match(output, /\/bin\/sh -> busybox$/m, 'a symlink in the copied tree stays a symlink');
+});

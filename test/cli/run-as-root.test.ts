@@ -3,7 +3,7 @@
  * a machine without user namespaces gets the clear error. The real CLI over real Nix store paths.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { tempProject } from '../config/project.js';
@@ -69,4 +69,38 @@ test('runAsRoot and extraCommands without user namespaces: TOOL_MISSING (exit 3)
     assert.match(run.stderr, /namespaces exceeded \(ENOSPC\)/, 'bwrap\'s own reason is shown');
     assert.match(run.stderr, /user\.max_user_namespaces > 0/, 'the hint says what to enable');
   }
+});
+
+test('enableFakechroot: fakeRootCommands see the image root as / (the store read-only at its place) and their chown/chmod are the layer\'s owners; no mount points are left behind', { skip: missingTools([NIX, BWRAP, ['tar', 'tar'], ...PODMAN]) }, (t) => {
+  const [busybox] = nixBuild(BUSYBOX);
+  const dir = tempProject(t, {
+    'nixdock.config.json': {
+      formats: ['oci', 'docker-archive'],
+      images: [{
+        name: 'img',
+        tag: 'v1',
+        contents: [busybox, './rootfs'],
+        enableFakechroot: true,
+        fakeRootCommands: `busybox cat /etc/marker > /seen; busybox test -x ${busybox}/bin/busybox; busybox mkdir -p /home/alice; busybox chown 1000:100 /home/alice; busybox chmod 700 /home/alice`,
+        config: { User: '1000', Cmd: ['/bin/sh', '-c', 'cat /seen; busybox touch /home/alice/ok && echo alice can write'] },
+      }],
+    },
+    'rootfs/etc/marker': 'the image root\n',
+  });
+  const built = JSON.parse(nixdockOk(dir, ['build', '--json']).stdout) as { images: Array<{ layers: Array<{ diffId: string }> }> };
+  const blob = join(dir, 'out', 'oci', 'blobs', 'sha256', built.images[0]!.layers.at(-1)!.diffId.replace('sha256:', ''));
+  const listing = execFileSync('tar', ['--numeric-owner', '-tvf', blob], { encoding: 'utf8' });
+  assert.match(listing, /^-rw-r--r-- 0\/0 .* seen$/m);
+  assert.doesNotMatch(listing, / (proc|dev|nix)\/$/m, 'the sandbox\'s mount points are not in the layer');
+  if (process.getuid?.() !== 0) return t.diagnostic('chown to another id needs root (unprivileged it runs in a one-id user namespace); skipped that part');
+  assert.match(listing, /^drwx------ 1000\/100 .* home\/alice\/$/m);
+  assert.equal(runImage(t, join(dir, 'out', 'img.tar')), 'the image root\nalice can write\n');
+});
+
+test('enableFakechroot without fakeRootCommands is refused (exit 2) naming the field', { skip: missingTools([NIX]) }, (t) => {
+  const [busybox] = nixBuild(BUSYBOX);
+  const dir = tempProject(t, { 'nixdock.config.json': { images: [{ name: 'x', contents: [busybox], enableFakechroot: true }] } });
+  const run = spawnSync(process.execPath, nixdockArgv(['build']), { cwd: dir, env: NIX_ENV, encoding: 'utf8' });
+  assert.equal(run.status, 2, run.stderr);
+  assert.match(run.stderr, /images\[0\]\.enableFakechroot/);
 });
