@@ -2,6 +2,9 @@
  * `npm run bench`: nixdock against the floor `tar -cf - PATHS | openssl dgst -sha256` (read +
  * tar + hash once) over the same ~1 GB synthetic closure, measured in the same run. Each section
  * prints its cases' times, ratios to the floor and targets.
+ *
+ * `npm run bench -- push watch` runs only the sections named (pipeline, push, watch, layering);
+ * the floor is measured every time, since every row is read against it.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,7 +17,18 @@ import { pushBench } from './sections/push.js';
 import { watchBench } from './sections/watch.js';
 import { buildSynthetic, DEFAULT_SYNTHETIC } from './synthetic.js';
 
+const SECTIONS = { pipeline: pipelineBench, push: pushBench, watch: watchBench, layering: layeringBench } as const;
+
+/** The sections named on the command line (all when none are), checked before a minute of set-up. */
+function chosenSections(args: string[]): Array<keyof typeof SECTIONS> {
+  const names = Object.keys(SECTIONS) as Array<keyof typeof SECTIONS>;
+  const unknown = args.filter((a) => !(names as string[]).includes(a));
+  if (unknown.length > 0) throw new Error(`unknown bench section ${unknown.join(', ')}; sections: ${names.join(', ')}`);
+  return args.length > 0 ? names.filter((n) => args.includes(n)) : names;
+}
+
 async function main(): Promise<void> {
+  const sections = chosenSections(process.argv.slice(2));
   console.log('building the synthetic closure in the Nix store (the first run takes about a minute)…');
   const app = buildSynthetic(DEFAULT_SYNTHETIC);
   const app2 = buildSynthetic({ ...DEFAULT_SYNTHETIC, salt: 'v2' });
@@ -38,10 +52,7 @@ async function main(): Promise<void> {
     row('  part: tar -cf - | cat >/dev/null', read.seconds, floor.seconds);
     row('  part: cat FILES | openssl', hash.seconds, floor.seconds);
     const ctx: BenchContext = { project, app, app2, paths, floorSeconds: floor.seconds };
-    await pipelineBench(ctx);
-    await pushBench(ctx);
-    await watchBench(ctx);
-    await layeringBench(ctx);
+    for (const section of sections) await SECTIONS[section](ctx);
   } finally {
     rmSync(project, { recursive: true, force: true });
   }

@@ -15,8 +15,12 @@ import type { EventBus } from './events.js';
 import type { BuildCache } from './cache/cache.js';
 import { writeDockerArchive } from './formats/docker-archive/write.js';
 import { pushImage } from './registry/push.js';
+import { pushPlan, type PlannedImage } from './registry/push-plan.js';
+import { assemblePlanned } from './build/assemble.js';
+import type { ImagePlan } from './build/plan.js';
+import type { ResolvedConfig } from './config/types.js';
 import { loadedName } from './reference.js';
-import type { Image, OutputResult } from './types.js';
+import type { Image, Layer, OutputResult } from './types.js';
 import { killProcessGroup } from './util/process.js';
 
 export interface PublishContext {
@@ -40,14 +44,18 @@ const ENGINE_PACKAGES: Record<Engine, string> = {
 /** How much of an engine's stderr goes into a LOAD_FAILED message. */
 const STDERR_KEEP_BYTES = 16 * 1024;
 
-/** Pushes to every `spec.push` reference, then loads into every `spec.load` engine; one OutputResult each. */
-export async function publish(spec: ImageSpec, image: Image, ctx: PublishContext): Promise<OutputResult[]> {
+/**
+ * Pushes to every `spec.push` reference, then loads into every `spec.load` engine; one OutputResult
+ * each. `firstPushed`: the first reference was pushed already (pushPlannedFirst), as this result.
+ */
+export async function publish(spec: ImageSpec, image: Image, ctx: PublishContext, firstPushed?: OutputResult): Promise<OutputResult[]> {
   const outputs: OutputResult[] = [];
   const written = (output: OutputResult): void => {
     outputs.push(output);
     ctx.bus.emit({ type: 'output:written', image: spec.name, buildId: ctx.buildId, output });
   };
-  for (const ref of spec.push) written(await pushTo(image, ref, spec.compression, ctx));
+  if (firstPushed) written(firstPushed);
+  for (const ref of spec.push.slice(firstPushed ? 1 : 0)) written(await pushTo(image, ref, spec.compression, ctx));
   for (const engine of spec.load) written(await loadInto(engine, image, ctx.signal));
   return outputs;
 }
@@ -56,6 +64,24 @@ export async function publish(spec: ImageSpec, image: Image, ctx: PublishContext
 async function pushTo(image: Image, ref: string, codec: ImageSpec['compression'], ctx: PublishContext): Promise<OutputResult> {
   const result = await pushImage({ image, codec }, ref, { cache: ctx.index, insecure: ctx.insecure, signal: ctx.signal });
   return { format: 'registry', ref: result.ref, manifestDigest: result.manifestDigest };
+}
+
+/** The plan as push-plan.ts takes it: its sources, how to assemble them, and its platform. */
+export function plannedImage(plan: ImagePlan): PlannedImage {
+  const platform = { os: 'linux' as const, architecture: plan.architecture, ...(plan.variant !== undefined && { variant: plan.variant }) };
+  return { sources: plan.sources, assemble: (layers) => assemblePlanned(plan, layers), platform };
+}
+
+/**
+ * An image with no file output and `push` targets: the first push places each layer the way
+ * `nixdock push` does (the local cache, then verified registry claims at the reference and the
+ * config's cache.from/cache.registry, and only then tar + compress + upload), so layers the
+ * registry holds are never tarred. Its layers (diff_ids known) then serve the other pushes and loads.
+ */
+export async function pushPlannedFirst(plan: ImagePlan, spec: ImageSpec, config: ResolvedConfig, index: BuildCache, signal?: AbortSignal): Promise<{ layers: Layer[]; output: OutputResult }> {
+  const { cache } = config;
+  const { result, image } = await pushPlan(plannedImage(plan), spec.compression, spec.push[0]!, { cache: index, cacheFrom: cache.from, cacheTo: cache.registry, signal });
+  return { layers: image.layers, output: { format: 'registry', ref: result.ref, manifestDigest: result.manifestDigest } };
 }
 
 /** `ENGINE load` reading the docker-archive from its stdin: no temporary file. */

@@ -31,7 +31,7 @@ import { OciLayout } from '../formats/oci-layout/write.js';
 import { attachHistoryReporter } from '../reporters/history.js';
 import type { BuildResult, Codec, Digest, Image, Layer, LayerResult, OutputResult } from '../types.js';
 import { assemblePlanned } from './assemble.js';
-import { archivePlan, hashedLayers, materialiseInto, type MaterialiseContext } from './materialise.js';
+import { archivePlan, hashedLayers, layerDone, materialiseInto, type MaterialiseContext } from './materialise.js';
 import { planImage, type ImagePlan } from './plan.js';
 import { BuildProgress } from './progress.js';
 import { archiveFileName, SINKS, type OutputFormat, type SinkContext } from './sinks.js';
@@ -127,6 +127,14 @@ async function writeToSinks(plan: ImagePlan, spec: ImageSpec, ctx: BuildContext,
     const written = await writeDockerArchiveFileOnce(await archivePlan(plan, materialise), join(outDir, archiveFileName(plan.name)), ctx.signal);
     layers = written.image.layers;
     done['docker-archive'] = written.result;
+  } else if (spec.push.length > 0) {
+    // No file to tar the layers into: the first push places them as `nixdock push` does, tarring
+    // only layers no registry verifiably holds; its layers carry the diff_ids for the rest.
+    const { pushPlannedFirst } = await import('../publish.js');
+    const pushed = await pushPlannedFirst(plan, spec, ctx.config, ctx.index, ctx.signal);
+    pushed.layers.forEach((layer, index) => layerDone(materialise, layer, index));
+    layers = pushed.layers;
+    done.registry = pushed.output;
   } else {
     layers = await hashedLayers(plan, materialise);
   }

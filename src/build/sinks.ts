@@ -22,7 +22,7 @@ export interface SinkContext {
   /** The OCI layout the layers were materialised into, when `oci` is among the formats. */
   layout?: OciLayout;
   /** Outputs written while the layers were materialised (a docker-archive written in one pass). */
-  done: { 'docker-archive'?: OutputResult };
+  done: { 'docker-archive'?: OutputResult; registry?: OutputResult };
   index: BuildCache;
   bus: EventBus;
   buildId: string;
@@ -61,9 +61,9 @@ export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
 const PUBLISH_SINK: ImageSink = {
   wanted: (_formats, spec) => spec.push.length > 0 || spec.load.length > 0,
   // publish reports each push and load on the bus itself, as it finishes.
-  write: async ({ spec, image, index, bus, buildId, signal }) => {
+  write: async ({ spec, image, index, bus, buildId, signal, done }) => {
     const { publish } = await import('../publish.js');
-    return publish(spec, image, { index, bus, buildId, signal });
+    return publish(spec, image, { index, bus, buildId, signal }, done.registry);
   },
 };
 

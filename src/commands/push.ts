@@ -12,10 +12,10 @@ import type { BuildCache } from '../cache/cache.js';
 import { OciLayout } from '../formats/oci-layout/write.js';
 import { imageFromLayout } from '../formats/oci-layout/image.js';
 import { pushImage, type PushResult } from '../registry/push.js';
+import { plannedImage } from '../publish.js';
 import type { BlobPushEvent } from '../registry/types.js';
 import type { Codec, CompressedBlob, Image, LayerSource } from '../types.js';
 import type { ImageSpec } from '../config/types.js';
-import { assemblePlanned } from '../build/assemble.js';
 import type { BuildContext } from '../build/build.js';
 import { planImage } from '../build/plan.js';
 import { EventBus } from '../events.js';
@@ -79,8 +79,7 @@ export async function pushCommand(imageName: string, ref: string, opts: PushComm
 async function pushSpec(spec: ImageSpec, codec: Codec, ref: string, opts: PlannedPushOptions, ctx: BuildContext): Promise<PlannedPushResult> {
   const { plan } = await planImage(spec, ctx);
   try {
-    const platform = { os: 'linux' as const, architecture: plan.architecture, ...(plan.variant !== undefined && { variant: plan.variant }) };
-    return await pushPlanned({ sources: plan.sources, assemble: (layers) => assemblePlanned(plan, layers), platform }, codec, ref, opts);
+    return await pushPlanned(plannedImage(plan), codec, ref, opts);
   } finally {
     await plan.dispose();
   }

@@ -37,6 +37,11 @@ export function layerMediaType(codec: Codec): string {
  */
 export const RECIPE_ANNOTATION = 'dev.nixdock.layer.recipe';
 /**
+ * The layer's uncompressed tar size, so a machine matching the layer by recipe learns it without
+ * walking the store paths (a claim like the recipe: checked against the gzip trailer's ISIZE).
+ */
+export const SIZE_ANNOTATION = 'dev.nixdock.layer.size';
+/**
  * nix-snapshotter's per-layer store path list. Written without its `nix-layer: "true"` marker:
  * nixdock layers carry their files, so snapshotters must unpack them as ordinary layers.
  */
@@ -48,7 +53,7 @@ export function layerAnnotations(layer: Layer): Record<string, string> | undefin
   const { source } = layer;
   if (source.kind === 'base') return undefined;
   const paths = Object.fromEntries(source.storePaths.map((path, i) => [`${STORE_PATH_ANNOTATION}${i}`, path]));
-  return { [RECIPE_ANNOTATION]: source.key, ...paths };
+  return { [RECIPE_ANNOTATION]: source.key, [SIZE_ANNOTATION]: String(layer.size), ...paths };
 }
 
 /** The blob descriptor of a layer in the given codec (its compressed digest must be known). */

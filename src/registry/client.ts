@@ -116,6 +116,33 @@ export class RegistryClient {
     });
   }
 
+  /**
+   * Uploads bytes whose digest is known only once they have all passed (a layer compressed while
+   * it is tarred): POST, one PATCH streaming the bytes (no length up front; what `docker push`
+   * does), then PUT ?digest= with what `open().digest()` gives at the end. A stream cannot be
+   * sent again, so each try calls `open` for a fresh one (the bytes are deterministic).
+   */
+  async uploadStream(open: () => { body: Readable; ended: Promise<Digest> }): Promise<void> {
+    await this.withRetries(async () => {
+      const location = await this.startUpload();
+      const { body, ended } = open();
+      ended.catch(() => undefined); // awaited below; until then a failure must not count as unhandled
+      let patch: HttpResponse;
+      try {
+        patch = await this.attempt({ method: 'PATCH', url: location, headers: { 'content-type': 'application/octet-stream' }, body: () => body, expect: [202], phase: 'blob' });
+      } catch (err) {
+        body.destroy();
+        // The producer's own failure (a store file gone, a tar error) says more than the broken upload.
+        const cause = await ended.then(() => undefined, (e: unknown) => e);
+        throw cause instanceof NixdockError ? cause : err;
+      }
+      await discard(patch);
+      const digest = await ended;
+      const put = await this.attempt({ method: 'PUT', url: withDigest(this.resolveLocation(patch, location), digest), headers: { 'content-length': '0' }, expect: [201] });
+      await discard(put);
+    });
+  }
+
   private async uploadChunked(body: BlobBody, onProgress?: (bytesSent: number) => void): Promise<void> {
     const chunkSize = this.opts.chunkSize ?? 16 * 1024 * 1024;
     let location = await this.startUpload();
@@ -155,24 +182,44 @@ export class RegistryClient {
   }
 
   /**
-   * The blob's last `length` bytes by a ranged GET (a gzip trailer), or undefined when the registry
-   * answers with anything but that range: never more than `length` bytes are read.
+   * Bytes [start, end) of the blob by a ranged GET, with the blob's total size from Content-Range
+   * (so the answer is also the blob's HEAD); undefined when the blob is absent or the registry
+   * answers with anything but that range: never more than the range is read.
    */
-  async blobTail(digest: Digest, blobSize: number, length: number): Promise<Buffer | undefined> {
-    const range = `bytes=${Math.max(0, blobSize - length)}-${blobSize - 1}`;
-    const r = await this.send({ method: 'GET', url: `blobs/${digest}`, headers: { range }, expect: [200, 206] });
-    if (r.res.status !== 206) {
+  async blobRange(digest: Digest, start: number, end: number): Promise<{ bytes: Buffer; total: number } | undefined> {
+    const r = await this.send({ method: 'GET', url: `blobs/${digest}`, headers: { range: `bytes=${start}-${end - 1}` }, expect: [200, 206, 404, 416] });
+    const total = Number(/^bytes \d+-\d+\/(\d+)$/.exec(r.res.headers.get('content-range') ?? '')?.[1] ?? NaN);
+    if (r.res.status !== 206 || !Number.isSafeInteger(total)) {
       await discard(r);
       return undefined;
     }
-    const bytes = await readCapped(r, length, `the end of blob ${digest}`).catch(() => undefined);
-    return bytes?.length === length ? bytes : undefined;
+    const bytes = await readCapped(r, end - start, `bytes ${start}-${end - 1} of blob ${digest}`).catch(() => undefined);
+    return bytes?.length === Math.min(end, total) - start ? { bytes, total } : undefined;
   }
 
   /** The blob's bytes, ended with an error past `size` (unverified otherwise: the caller hashes them). */
   async openBlob(digest: Digest, size: number): Promise<Readable> {
     const r = await this.send({ method: 'GET', url: `blobs/${digest}`, expect: [200], phase: 'blob' });
     return streamExactly(r, size, `blob ${digest}`);
+  }
+
+  /**
+   * Whether the repository has any tag (GET tags/list?n=1). An empty or unknown repository holds
+   * no blob a HEAD could find; anything but a clear answer counts as not empty.
+   */
+  async hasTags(): Promise<boolean> {
+    const r = await this.send({ method: 'GET', url: 'tags/list?n=1', expect: [200, 404] });
+    if (r.res.status === 404) {
+      await discard(r);
+      return false;
+    }
+    const text = (await readCapped(r, this.limits.errorBodyMaxBytes, 'the tag list').catch(() => undefined))?.toString('utf8');
+    try {
+      const tags = (JSON.parse(text ?? '') as { tags?: unknown }).tags;
+      return !Array.isArray(tags) || tags.length > 0;
+    } catch {
+      return true;
+    }
   }
 
   // ─────────────── manifests ───────────────

@@ -79,6 +79,13 @@ export interface HttpResponse {
   deadline: Deadline;
 }
 
+let requestsSent = 0;
+
+/** HTTP requests sent to registries and token services by this process so far (round trips: `push --json` reports them). */
+export function registryRequests(): number {
+  return requestsSent;
+}
+
 /** fetch with the origin rule, manual redirects and the deadline; the body is not read yet. */
 export async function httpRequest(req: HttpRequest, limits: RegistryLimits): Promise<HttpResponse> {
   const deadline = new Deadline(limits, req.phase, req.signal);
@@ -88,6 +95,7 @@ export async function httpRequest(req: HttpRequest, limits: RegistryLimits): Pro
       const headers: Record<string, string> = { ...req.headers };
       if (req.authorization && url.origin === req.authorization.origin) headers.authorization = req.authorization.header;
       const body = hop === 0 ? req.body : undefined;
+      requestsSent++;
       const res = await fetch(url, {
         method: hop === 0 ? (req.method ?? 'GET') : redirectMethod(req.method),
         headers,
@@ -275,15 +283,26 @@ export class Deadline {
 }
 
 /** Passes an upload body through, each chunk the connection takes counting as progress (a 'data' listener would start the flow too early). */
-function touching(body: Readable, deadline: Deadline): Readable {
-  return Readable.from(
-    (async function* () {
-      for await (const chunk of body as AsyncIterable<Buffer>) {
+/**
+ * The body as a web stream of the Readable's own Buffers, each chunk touching the deadline. Not
+ * the Readable itself: fetch would wrap it in a byte stream that copies every chunk twice, which
+ * for a 1 GB layer cost ~2 s of copying and garbage collection (measured with --cpu-prof).
+ */
+function touching(body: Readable, deadline: Deadline): ReadableStream<Uint8Array> {
+  const chunks = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        const next = await chunks.next();
+        if (next.done) return controller.close();
         deadline.touch();
-        yield chunk;
-      }
-    })(),
-    { objectMode: false },
+        controller.enqueue(next.value);
+      },
+      cancel(reason) {
+        body.destroy(reason instanceof Error ? reason : undefined);
+      },
+    },
+    { highWaterMark: 0 },
   );
 }
 

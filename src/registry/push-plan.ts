@@ -7,22 +7,32 @@
  *      knows — at the target reference or a cache-from reference → the claim is verified
  *      (remote-layers.ts: HEAD + the blob's uncompressed size against this machine's), then
  *      HEADed or mounted in the target;
- *   3. otherwise the layer is tarred and compressed once into a temp file (diff_id and blob
- *      digest in the same pass) and uploaded unless the registry turns out to have it.
+ *   3. otherwise the layer is tarred and compressed once, streamed to the registry as it is
+ *      compressed (diff_id and blob digest computed on the way; the digest is given to the
+ *      registry at the end, client.uploadStream), so nothing waits for a temp file.
  * Whatever 2 and 3 learn goes into the local cache (recipe → diff_id, diff_id → blob), so the
- * next push from this machine needs no claim. Layers are placed concurrently, and each one's
- * upload starts as soon as it is compressed: uploads overlap the compression of later layers.
+ * next push from this machine needs no claim. Steps 1 and 2 cost a round trip or two per layer
+ * and no CPU, so all layers go through them first, many at once (CLAIM_CONCURRENCY); then the
+ * layers left are built a few at a time, each upload overlapping its own and the others'
+ * compression, memory bounded by stream back-pressure.
  */
+import { PassThrough, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { DigestStream } from '../digest.js';
+import { NixdockError } from '../errors.js';
 import { compressor } from '../layer/compress.js';
 import type { Codec, CompressedBlob, Digest, Image, Layer, LayerSource, Platform } from '../types.js';
 import { fileBody, RegistryClient } from './client.js';
+import { registryRequests } from './http.js';
 import { mapLimit, PushSession, type PushedBlob, type PushOptions, type PushResult } from './push.js';
 import { RemoteLayers, verifyPair, type RemotePair } from './remote-layers.js';
 import { spool } from '../util/spool.js';
 import { formatTarget, registryTarget, type RegistryTarget } from './target.js';
 import { cacheRefInvalid, writeCacheRows, type CacheRow } from './cache-artifact.js';
 import type { BlobAction, CompressedDigestCache } from './types.js';
+
+/** Layers whose claims are checked at once: each waits on a round trip or two, not on CPU. */
+const CLAIM_CONCURRENCY = 16;
 
 /** The tag of a cache reference given without one. */
 export const CACHE_TAG = 'nixdock-cache';
@@ -62,6 +72,8 @@ export interface PlannedPushResult extends PushResult {
   claimsRejected: number;
   /** Rows the cache artifact holds after the push, when one was written. */
   cacheRows?: number;
+  /** HTTP requests to registries (and token services) during the push: its round trips. */
+  requests: number;
 }
 
 interface Placed {
@@ -70,6 +82,12 @@ interface Placed {
 }
 
 export async function pushPlanned(plan: PlannedImage, codec: Codec, ref: string, opts: PlannedPushOptions): Promise<PlannedPushResult> {
+  return (await pushPlan(plan, codec, ref, opts)).result;
+}
+
+/** pushPlanned, also giving the image as pushed (its layers carry their diff_ids and blobs). */
+export async function pushPlan(plan: PlannedImage, codec: Codec, ref: string, opts: PlannedPushOptions): Promise<{ result: PlannedPushResult; image: Image }> {
+  const requestsBefore = registryRequests();
   const target = registryTarget(ref, opts.insecure);
   const clients = new Clients(opts);
   const cacheTo = opts.cacheTo === undefined ? undefined : cacheTarget(opts.cacheTo, opts.insecure);
@@ -83,11 +101,13 @@ export async function pushPlanned(plan: PlannedImage, codec: Codec, ref: string,
   const siblings = remote.repositories(target.registry).filter((repo) => repo !== target.repository);
   const session = new PushSession(ref, { ...opts, mountFrom: [...(opts.mountFrom ?? []), ...siblings] });
   const placer = new LayerPlacer(session, remote, codec, opts);
-  const placed = await mapLimit(plan.sources, opts.concurrency ?? 3, (source, index) => placer.place(source, index));
+  const reused = await mapLimit(plan.sources, CLAIM_CONCURRENCY, (source, index) => placer.reuse(source, index));
+  const placed = await mapLimit(plan.sources, opts.concurrency ?? 3, async (source, index): Promise<Placed> => reused[index] ?? placer.build(source, index));
   const image = plan.assemble(placed.map((p) => p.layer));
   const result = await session.finish(image, codec, placed.map((p) => p.blob));
   const cacheRows = cacheTo ? await writeCache(clients.get(cacheTo, 'push'), cacheTo, placed, session.target, remote) : undefined;
-  return { ...result, layersTarred: placer.tarred, layersFromRegistry: placer.fromRegistry, claimsRejected: placer.rejected, ...(cacheRows !== undefined && { cacheRows }) };
+  const counts = { layersTarred: placer.tarred, layersFromRegistry: placer.fromRegistry, claimsRejected: placer.rejected };
+  return { result: { ...result, ...counts, ...(cacheRows !== undefined && { cacheRows }), requests: registryRequests() - requestsBefore }, image };
 }
 
 /** `host/repo` gets the tag nixdock-cache; a digest is refused (a cache is rewritten). */
@@ -138,7 +158,8 @@ class LayerPlacer {
     private readonly opts: PlannedPushOptions,
   ) {}
 
-  async place(source: LayerSource, index: number): Promise<Placed> {
+  /** The layer placed without tarring it (the local cache's blob, or a verified registry claim), or undefined. */
+  async reuse(source: LayerSource, index: number): Promise<Placed | undefined> {
     this.opts.onBlob?.({ type: 'start', kind: 'layer', index });
     const record = this.opts.cache.lookupLayer(source.key);
     const known = record && this.knownBlob(record.diffId, record.size);
@@ -152,26 +173,76 @@ class LayerPlacer {
         return this.placed(source, index, record, known, 'uploaded', false);
       }
     }
+    const local = { firstStorePath: source.kind === 'store' ? source.storePaths[0] : undefined, size: record?.size, walk: () => source.size() };
     for (const pair of this.remote.candidates(source.key, record?.diffId)) {
       if (pair.blob.digest === known?.digest) continue;
-      const size = record?.size ?? (await source.size());
-      if (!(await verifyPair(pair, size))) {
+      const size = await verifyPair(pair, local);
+      if (size === undefined) {
         this.rejected++;
         this.opts.onRejected?.(source, pair);
         continue;
       }
-      const action = await this.session.pusher.skipOrMount(pair.blob.digest);
+      // Verifying read the blob in the target repository itself: it is there, no HEAD needed.
+      const action = this.inTarget(pair.client) ? 'skipped' : await this.session.pusher.skipOrMount(pair.blob.digest);
       if (!action) continue;
       this.fromRegistry++;
       this.learn(source, pair.diffId, size, pair.blob);
       return this.placed(source, index, { diffId: pair.diffId, size }, pair.blob, action, false);
     }
-    return this.build(source, index);
+    return undefined;
   }
 
-  /** Tars and compresses the layer once (diff_id and blob digest in one pass), then pushes it unless present. */
-  private async build(source: LayerSource, index: number): Promise<Placed> {
+  private emptyTarget: Promise<boolean> | undefined;
+
+  /** Whether the target repository has no tag at all (asked once, when the first layer must be built). */
+  private targetEmpty(): Promise<boolean> {
+    this.emptyTarget ??= this.session.client.hasTags().then((has) => !has);
+    return this.emptyTarget;
+  }
+
+  private inTarget(client: RegistryClient): boolean {
+    const { registry, repository } = this.session.target;
+    return client.target.registry === registry && client.target.repository === repository;
+  }
+
+  /**
+   * Tars and compresses the layer once, streaming it to the registry as it is compressed; the
+   * diff_id and the blob digest are computed on the way. Streamed only into an empty repository:
+   * one with tags may hold the blob already, which a HEAD finds once the digest is known, so
+   * there the layer goes to a temp file first (buildSpooled). A registry that refuses a streamed
+   * upload gets the temp file too.
+   */
+  async build(source: LayerSource, index: number): Promise<Placed> {
     this.tarred++;
+    if (!(await this.targetEmpty())) return this.buildSpooled(source, index);
+    let produced: { diffId: Digest; size: number; blob: CompressedBlob } | undefined;
+    const open = () => {
+      const tar = new DigestStream();
+      const compress = compressor(this.codec);
+      // Uncompressed, the blob is the tar: hashed once.
+      const blob = compress ? new DigestStream() : tar;
+      const body = new PassThrough();
+      const stages = compress ? [tar, compress, blob, body] : [tar, body];
+      const ended = pipeline([source.open(), ...stages] as [Readable, ...NodeJS.ReadWriteStream[]], { signal: this.opts.signal }).then(() => {
+        produced = { diffId: tar.digest(), size: tar.bytes, blob: { codec: this.codec, digest: blob.digest(), size: blob.bytes } };
+        return produced.blob.digest;
+      });
+      // No progress events: a streamed blob's digest and size are known only at its end.
+      return { body, ended };
+    };
+    try {
+      await this.session.client.uploadStream(open);
+    } catch (err) {
+      if (!streamRefused(err)) throw err;
+      return this.buildSpooled(source, index);
+    }
+    const { diffId, size, blob } = produced!;
+    this.learn(source, diffId, size, blob);
+    return this.placed(source, index, { diffId, size }, blob, 'uploaded', true);
+  }
+
+  /** The layer tarred and compressed into a temp file, then pushed unless present. */
+  private async buildSpooled(source: LayerSource, index: number): Promise<Placed> {
     const tar = new DigestStream();
     const spooled = await spool(source.open(), { signal: this.opts.signal, through: [tar, compressor(this.codec)] });
     try {
@@ -205,4 +276,9 @@ class LayerPlacer {
     const compressed = blob.codec === 'none' ? {} : { [blob.codec]: blob };
     return { layer: { source, diffId: tar.diffId, size: tar.size, built, compressed }, blob: pushed };
   }
+}
+
+/** A registry that does not take a streamed PATCH (it wants Content-Range or a length): 400, 411, 416. */
+function streamRefused(err: unknown): boolean {
+  return err instanceof NixdockError && err.code === 'REGISTRY' && ['HTTP 400', 'HTTP 411', 'HTTP 416'].includes(String(err.found));
 }

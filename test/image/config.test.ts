@@ -107,6 +107,10 @@ test('ociManifest lists the config and layers with OCI media types per codec', (
   const gz = layers.map((l) => ({ ...l, compressed: { gzip: { codec: 'gzip' as const, digest: digestOf(`gz ${l.diffId}`), size: 99 } } }));
   const zipped = JSON.parse(ociManifest({ ...image, layers: gz }, 'gzip').bytes.toString());
   // Each planned layer names its recipe and store paths (nix-snapshotter's keys, without its nix-layer marker).
-  const annotations = { 'dev.nixdock.layer.recipe': '/nix/store/aaa-busybox', 'containerd.io/snapshot/nix-store-path.0': '/nix/store/aaa-busybox' };
+  const annotations = {
+    'dev.nixdock.layer.recipe': '/nix/store/aaa-busybox',
+    'dev.nixdock.layer.size': String(layers[0]!.size),
+    'containerd.io/snapshot/nix-store-path.0': '/nix/store/aaa-busybox',
+  };
   assert.deepEqual(zipped.layers[0], { mediaType: MediaType.layerGzip, digest: gz[0]!.compressed.gzip.digest, size: 99, annotations });
 });

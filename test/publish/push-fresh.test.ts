@@ -132,6 +132,25 @@ describe('nixdock push from a fresh machine', { skip }, () => {
     assertPullsBackIntact(t, pushed.ref);
   });
 
+  test('a push: target of an image with no file output places layers like nixdock push: a fresh build tars none', (t) => {
+    const project = tempDir(t);
+    writeFileSync(join(project, 'app.nix'), helloApp('push-target'));
+    const ref = `${registry.host}/team/targeted:1`;
+    writeConfig(project, [{ name: 'app', contents: [{ nix: './app.nix' }], config: { Cmd: ['/bin/hello'] }, push: [ref] }], { formats: [] });
+    type BuildJson = { images: Array<{ layersBuilt: number; layersReused: number; layers: unknown[]; outputs: Array<{ format: string; manifestDigest?: string }> }> };
+    const cold = nixdockJson<BuildJson>(project, ['build']).images[0]!;
+    assert.equal(cold.layersBuilt, cold.layers.length);
+    const pushed = cold.outputs.find((o) => o.format === 'registry');
+    assert.ok(pushed?.manifestDigest, JSON.stringify(cold.outputs));
+
+    forget(project);
+    const again = nixdockJson<BuildJson>(project, ['build']).images[0]!;
+    assert.equal(again.layersBuilt, 0, 'every layer placed on the registry\'s verified claim, none tarred');
+    assert.equal(again.layersReused, cold.layers.length);
+    assert.deepEqual(again.outputs.filter((o) => o.format === 'registry'), cold.outputs.filter((o) => o.format === 'registry'));
+    assertPullsBackIntact(t, ref);
+  });
+
   test('--cache-to writes a cache artifact that a fresh machine pushing elsewhere reads: nothing tarred', async (t) => {
     const project = freshProject(t, 'cache-to');
     const cache = `${registry.host}/ci/cache`;
