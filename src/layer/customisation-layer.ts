@@ -183,7 +183,7 @@ async function stageAndPack(opts: CustomisationLayerOptions, roots: StoreRoot[],
     await materialiseTree(mergeStoreRoots(roots), tree);
     for (const dir of opts.localDirs) await copyLocalDir(dir, tree);
   };
-  const staged = await stageTree(opts, workDir, populate);
+  const staged = await stageTree(opts, workDir, { populate });
   try {
     return { ...(await packEntries(staged.entries, tarPath, opts.settings.mtime)), references: staged.references };
   } finally {
@@ -198,12 +198,22 @@ export interface StagedTree {
   references: string[];
 }
 
+/** How a caller shapes the staged root: what puts the contents there, and the entries' defaults. */
+export interface StageHooks {
+  /** Puts the contents into the empty tree (linked or copied). */
+  populate: (tree: string) => Promise<void>;
+  /** Owner of every entry the scripts did not give one (default root). */
+  owner?: EntryOwner;
+  /** Adjusts the walked entries' modes before fakeroot's and the perms' say. */
+  modes?: (entries: TarEntry[]) => TarEntry[];
+}
+
 /**
- * Stages the root in `workDir/root`: `populate` puts the contents there (linked or copied), then the
- * Nix database, system files, extraCommands and fakeRootCommands; the entries get `owner` (default
- * root), then what fakeroot recorded and the perms. The caller removes the tree.
+ * Stages the root in `workDir/root`: `populate` puts the contents there, then the Nix database,
+ * system files, extraCommands and fakeRootCommands; the entries get `owner` and `modes`, then what
+ * fakeroot recorded and the perms. The caller removes the tree.
  */
-export async function stageTree(opts: CustomisationLayerOptions, workDir: string, populate: (tree: string) => Promise<void>, owner?: EntryOwner): Promise<StagedTree> {
+export async function stageTree(opts: CustomisationLayerOptions, workDir: string, { populate, owner, modes }: StageHooks): Promise<StagedTree> {
   const tree = join(workDir, 'root');
   const nixState = join(workDir, 'nix-state');
   const fakerootDir = join(workDir, 'fakeroot');
@@ -229,7 +239,8 @@ export async function stageTree(opts: CustomisationLayerOptions, workDir: string
     // Chrooted, the commands' chown is real (as root): the owners on disk are the image's.
     const onDisk = opts.fakeRootCommands && opts.enableFakechroot ? walked.map((entry) => ({ ...entry, owner: ownerOnDisk(entry) })) : walked;
     const owned = owner ? onDisk.map((entry) => (entry.owner && !isRoot(entry.owner) ? entry : { ...entry, owner })) : onDisk;
-    const entries = applyPerms(applyFakerootState(owned, readFakerootState(fakerootState)), [...homes, ...(opts.perms ?? [])]);
+    const moded = modes ? modes(owned) : owned;
+    const entries = applyPerms(applyFakerootState(moded, readFakerootState(fakerootState)), [...homes, ...(opts.perms ?? [])]);
     return { tree, entries, references };
   } catch (err) {
     await removeTree(tree);

@@ -19,9 +19,9 @@ import { NixdockError } from '../errors.js';
 import type { ExportLayer } from '../export.js';
 import type { EntryOwner } from '../tar/header.js';
 import { TarStream, tarSize, writeTar, type TarPlan } from '../tar/layer-tar.js';
-import { walkTree, type TarEntry, type TreeRoot } from '../tar/walk.js';
+import { physicalPathOf, walkTree, type TarEntry, type TreeRoot } from '../tar/walk.js';
 import { ROOT_OWNER, stageTree, type CustomisationLayerOptions, type CustomisationLayerSource, type StagedTree } from './customisation-layer.js';
-import { applyDirModes, copyLocalDir, copyStoreRoot, locateStoreRoots, removeTree, type StoreCopy } from './stage-tree.js';
+import { copyLocalDir, copyStoreRoot, DIR_MODE, locateStoreRoots, removeTree, type StoreCopy } from './stage-tree.js';
 import { assertStorePath } from './store-layer.js';
 
 /** Versions the byte format; part of every single layer's key. */
@@ -58,12 +58,11 @@ export async function stageSingleLayerRoot(opts: SingleLayerOptions): Promise<Si
   const populate = async (tree: string) => {
     for (const root of roots) await copyStoreRoot(root, tree, copy);
     for (const dir of opts.localDirs) await copyLocalDir(dir, tree);
-    applyDirModes(copy.dirModes);
   };
   const owner = ownerOf(opts.uid, opts.gid);
   let staged: StagedTree;
   try {
-    staged = await stageTree(opts, workDir, populate, owner.uid === 0 && owner.gid === 0 ? undefined : owner);
+    staged = await stageTree(opts, workDir, { populate, modes: (entries) => storeDirModes(entries, copy.dirModes), ...(owner.uid !== 0 || owner.gid !== 0 ? { owner } : {}) });
   } catch (err) {
     await removeTree(workDir);
     throw err;
@@ -116,6 +115,18 @@ function withStorePaths(rootPlan: TarPlan, storePaths: readonly string[], opts: 
     walkTree(tree, entries, () => missingStorePath(path));
   }
   return { entries, settings: rootPlan.settings, size: tarSize(entries, rootPlan.settings) };
+}
+
+/**
+ * Copied store directories are 0555 in the layer, as rsync -a copies them. On disk they stay
+ * writable while the tree is staged (system files, the Nix DB and the scripts write into them,
+ * unprivileged too); one a script chmodded keeps its mode.
+ */
+function storeDirModes(entries: TarEntry[], dirModes: Map<string, number>): TarEntry[] {
+  return entries.map((entry) => {
+    const mode = entry.type === 'dir' && entry.mode === DIR_MODE ? dirModes.get(physicalPathOf(entry).replace(/\/$/, '')) : undefined;
+    return mode === undefined ? entry : { ...entry, mode };
+  });
 }
 
 function ownerOf(uid: number, gid: number): EntryOwner {

@@ -121,7 +121,7 @@ export interface StoreCopy {
   keepDirlinks: boolean;
   storeDir: string;
   physicalPath: (storePath: string) => string;
-  /** Directory modes to set once everything is copied (a 0555 store directory cannot take later items' files before). */
+  /** The directories the copy made, with the store's mode for them (0555); on disk they are DIR_MODE, writable while staged. */
   dirModes: Map<string, number>;
 }
 
@@ -179,10 +179,6 @@ function directoryAt(to: string, tree: string, copy: StoreCopy): string {
   return to;
 }
 
-/** Gives copied store directories their store mode, deepest first (a read-only parent would stop the rest). */
-export function applyDirModes(dirModes: Map<string, number>): void {
-  for (const [dir, mode] of [...dirModes].sort(([a], [b]) => b.length - a.length)) chmodSync(dir, mode);
-}
 
 /** Copies a local directory's contents into `dest`, files with their modes; it wins over store links. */
 export async function copyLocalDir(dir: string, dest: string): Promise<void> {

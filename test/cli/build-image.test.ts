@@ -4,7 +4,7 @@
  * with GNU tar, images run in podman (runc).
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -12,6 +12,7 @@ import { tempProject } from '../config/project.js';
 import { BUSYBOX, NIX_ENV, drv, helloApp, nixBuild } from '../helpers/nix.js';
 import { missingTools } from '../helpers/tools.js';
 import { RUN_FLAGS, podman, tempDir } from '../output/fixtures.js';
+import { nixdockArgv } from '../helpers/cli.js';
 import { REPO, nixdock, nixdockOk } from './helpers.js';
 
 const NIX: [string, string] = ['nix-build', 'nix-bin'];
@@ -145,4 +146,18 @@ test('copyToRoot with extraCommands, perms, users and runAsRoot: the customisati
   const output = runImage(t, join(dir, 'out', 'svc.tar'));
   assert.match(output, /^set up by root\nstate\n/);
   assert.match(output, /\/bin\/sh -> busybox$/m, 'a symlink in the copied tree stays a symlink');
+});
+
+test('copyToRoot unprivileged (uid 1000 in a user namespace): system files and extraCommands write into copied store directories, which stay 0555 in the layer', { skip: missingTools([NIX, TAR, ['bwrap', 'bubblewrap'], ['unshare', 'util-linux']]) }, (t) => {
+  const [busybox] = nixBuild(BUSYBOX);
+  const [etc] = nixBuild(drv('etc-dir', 'export PATH=/usr/bin:/bin; mkdir -p $out/etc; echo x > $out/etc/x'));
+  const dir = tempProject(t, {
+    'nixdock.config.json': { images: [{ name: 'img', tag: 'v1', copyToRoot: [busybox, etc], users: [{ name: 'alice', uid: 1000 }], extraCommands: 'ln -s busybox bin/true' }] },
+  });
+  const run = spawnSync('unshare', ['--user', '--map-user=1000', '--map-group=1000', process.execPath, ...nixdockArgv(['build', '--json'])], { cwd: dir, env: NIX_ENV, encoding: 'utf8' });
+  assert.equal(run.status, 0, run.stderr);
+  const image = (JSON.parse(run.stdout) as { images: Built[] }).images[0]!;
+  const listing = listLayer(dir, image.layers[0]!.diffId);
+  assert.ok(listing.includes('dr-xr-xr-x 0/0 bin/') && listing.includes('lrwxrwxrwx 0/0 bin/true -> busybox'), listing.join('\n'));
+  assert.ok(listing.includes('dr-xr-xr-x 0/0 etc/') && listing.some((line) => line.startsWith('-rw-r--r-- 0/0 etc/passwd')));
 });
