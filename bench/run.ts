@@ -3,7 +3,7 @@
  * tar + hash once) over the same ~1 GB synthetic closure, measured in the same run. Each section
  * prints its cases' times, ratios to the floor and targets.
  *
- * `npm run bench -- push watch` runs only the sections named (pipeline, push, watch, layering);
+ * `npm run bench -- push watch` runs only the sections named (pipeline, push, watch, run, layering);
  * the floor is measured every time, since every row is read against it.
  */
 import { execFileSync } from 'node:child_process';
@@ -14,10 +14,11 @@ import { measure, row, type BenchContext } from './measure.js';
 import { layeringBench } from './sections/layering.js';
 import { pipelineBench } from './sections/pipeline.js';
 import { pushBench } from './sections/push.js';
+import { runOnSaveBench } from './sections/run.js';
 import { watchBench } from './sections/watch.js';
 import { buildSynthetic, DEFAULT_SYNTHETIC } from './synthetic.js';
 
-const SECTIONS = { pipeline: pipelineBench, push: pushBench, watch: watchBench, layering: layeringBench } as const;
+const SECTIONS = { pipeline: pipelineBench, push: pushBench, watch: watchBench, run: () => runOnSaveBench(), layering: layeringBench } as const;
 
 /** The sections named on the command line (all when none are), checked before a minute of set-up. */
 function chosenSections(args: string[]): Array<keyof typeof SECTIONS> {

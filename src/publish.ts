@@ -33,7 +33,7 @@ export interface PublishContext {
   insecure?: boolean;
 }
 
-type Engine = ImageSpec['load'][number];
+export type Engine = ImageSpec['load'][number];
 
 /** Where to get each engine, for the TOOL_MISSING hint. */
 const ENGINE_PACKAGES: Record<Engine, string> = {
@@ -103,7 +103,8 @@ async function loadInto(engine: Engine, image: Image, signal?: AbortSignal): Pro
   return { format: engine, ref: loadedName(engine, image.name, image.tag) };
 }
 
-function engineArgs(engine: Engine): string[] {
+/** The engine's global arguments from NIXDOCK_<ENGINE>_ARGS (placed before the subcommand); `watch`'s `run` uses them too. */
+export function engineArgs(engine: Engine): string[] {
   return (process.env[`NIXDOCK_${engine.toUpperCase()}_ARGS`] ?? '').split(/\s+/).filter(Boolean);
 }
 
@@ -123,7 +124,7 @@ function isBrokenPipe(err: unknown): boolean {
   return code === 'EPIPE' || code === 'ERR_STREAM_DESTROYED' || code === 'ERR_STREAM_PREMATURE_CLOSE';
 }
 
-function toolMissing(engine: Engine): NixdockError {
+export function toolMissing(engine: Engine): NixdockError {
   return new NixdockError('TOOL_MISSING', `Cannot load the image into ${engine}: \`${engine}\` was not found on PATH`, {
     found: `no \`${engine}\` on PATH`,
     expected: `the ${engine} command-line tool (the image spec's \`load\` names it)`,

@@ -67,6 +67,7 @@ export function normalizeImage(input: ImageSpecInput, ctx: SpecContext): ImageSp
     push: input.push ?? [],
     load: input.load ?? [],
     watch: (input.watch ?? []).map((glob) => relativeToRoot(ctx.root, dir, glob)),
+    ...(input.run !== undefined && { run: { engine: input.run.engine, args: input.run.args ?? [], ports: input.run.ports ?? [] } }),
     source: { file: ctx.file, field: ctx.field },
   };
 }

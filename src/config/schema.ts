@@ -54,6 +54,21 @@ const timestamp = (what: string) =>
 const stringList = (what: string) => z.array(z.string()).describe(what);
 const emptyObject = z.strictObject({}).describe('Always {} (the OCI config format)');
 
+// ─────────────────────────── run on save ───────────────────────────
+
+const PORT_MAPPING = /^(?:(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]):)?(?:\d{1,5}(?:-\d{1,5})?:)?\d{1,5}(?:-\d{1,5})?(?:\/(?:tcp|udp|sctp))?$/;
+
+const runSchema = z
+  .strictObject({
+    engine: z.enum(['podman', 'docker']).describe('The engine each build is loaded into and run with'),
+    args: stringList('Extra `ENGINE run` arguments, placed before the image, e.g. ["--env", "PORT=8080"]').optional(),
+    ports: z
+      .array(z.string().regex(PORT_MAPPING, 'not a port mapping'))
+      .optional()
+      .describe('Published ports (`--publish`): "8080", "8080:80", "127.0.0.1:8080:80/tcp"'),
+  })
+  .describe('`nixdock watch` loads each successful build into the engine and (re)starts a container from it, streaming its output; the container stops when watch exits');
+
 // ─────────────────────────── contents ───────────────────────────
 
 const contentsEntrySchema = z
@@ -263,6 +278,7 @@ export const imageSpecSchema = z
       .describe('Registry references pushed after each build'),
     load: z.array(z.enum(['podman', 'docker'])).optional().describe('Engines to load the image into after each build'),
     watch: stringList('Extra files or globs the daemon watches for this image (relative to the file that names them)').optional(),
+    run: runSchema.optional(),
   })
   .describe('One image (dockerTools words: name, tag, contents, config, maxLayers, …)')
   .meta({ id: 'ImageSpec', title: 'nixdock image spec' });

@@ -100,7 +100,18 @@ export interface ImageSpec {
   load: Array<'podman' | 'docker'>;
   /** Extra files/globs (relative to the project root) the daemon watches for this image. */
   watch: string[];
+  /** `watch` runs a container from each successful build (run on save). */
+  run?: RunSpec;
   source: SpecSource;
+}
+
+/** `run:` of an image: the engine `watch` loads each build into and runs it with. */
+export interface RunSpec {
+  engine: 'podman' | 'docker';
+  /** Extra `ENGINE run` arguments, before the image (e.g. --env, --volume, --ulimit). */
+  args: string[];
+  /** `--publish` values: "8080", "8080:80", "127.0.0.1:8080:80/tcp". */
+  ports: string[];
 }
 
 export type StoreConfig =

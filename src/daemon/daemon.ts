@@ -11,8 +11,10 @@ import { NixdockError, toNixdockError, type SerializedError } from '../errors.js
 import { EventBus, publicEvent } from '../events.js';
 import { BuildCache } from '../cache/cache.js';
 import { collectGarbage } from '../cache/gc.js';
+import { loadedName } from '../reference.js';
 import { VERSION } from '../version.js';
 import { PROTOCOL_VERSION, type BuildSummaryMessage, type ClientMessage, type ServerMessage } from './protocol.js';
+import { ContainerRunner } from './runner.js';
 import { Scheduler } from './scheduler.js';
 import { DaemonServer } from './server.js';
 import { LiveState } from './state.js';
@@ -43,6 +45,8 @@ export class Daemon {
   readonly bus = new EventBus();
   private readonly live = new LiveState();
   private readonly scheduler: Scheduler;
+  /** The `run:` containers (run on save). */
+  private readonly runner: ContainerRunner;
   private server?: DaemonServer;
   private watcher?: ProjectWatcher;
   private reloading: Promise<void> = Promise.resolve();
@@ -62,7 +66,7 @@ export class Daemon {
   ) {
     const builder = options.builder ?? buildImage;
     this.scheduler = new Scheduler(async (image, run) => {
-      const spec = this.spec(image);
+      const spec = withRunLoad(this.spec(image));
       const building = builder(spec, { config: this.config, bus: this.bus, index: this.index, ...run });
       this.live.noteReason(image, run.buildId, run.reason); // build:started is emitted synchronously above
       return building;
@@ -72,6 +76,10 @@ export class Daemon {
     this.bus.on((event) => this.server?.broadcast({ type: 'event', event: publicEvent(event) }));
     this.bus.on((event) => {
       if (event.type === 'build:succeeded' && this.config.gc.afterBuild) this.collectGarbage();
+    });
+    this.runner = new ContainerRunner(config.root, (message) => this.publish(message));
+    this.bus.on((event) => {
+      if (event.type === 'build:succeeded') this.runContainer(event.image, event.tag, event.buildId);
     });
   }
 
@@ -135,6 +143,7 @@ export class Daemon {
       await this.watcher?.close();
       await this.reloading;
       await this.scheduler.stop();
+      await this.runner.stopAll();
       await this.gcPending;
       await this.server?.close();
       this.index.close();
@@ -218,6 +227,9 @@ export class Daemon {
     const images = this.live.snapshot(this.config.images, (i) => this.scheduler.stateOf(i), {
       lastBuild: (image) => toMessage(this.index.lastBuild(image)),
       history: () => [],
+    }).map((image) => {
+      const container = this.runner.snapshot(image.name);
+      return container ? { ...image, container } : image;
     });
     return { type: 'snapshot', images, changesPending: this.changesPending(), ...(this.live.configError && { configError: this.live.configError }) };
   }
@@ -273,6 +285,7 @@ export class Daemon {
     const changed = changedImages(this.config, next);
     for (const old of this.config.images) {
       if (!next.images.some((i) => i.name === old.name)) this.scheduler.cancel(old.name, 'config');
+      if (old.run && !next.images.find((i) => i.name === old.name)?.run) void this.runner.stop(old.name);
     }
     // The listening address stays as it is: moving it would strand every connected client.
     this.config = { ...next, daemon: { ...next.daemon, host: this.config.daemon.host, port: this.config.daemon.port } };
@@ -299,6 +312,13 @@ export class Daemon {
         this.broadcastError(toNixdockError(err));
       }
     });
+  }
+
+  /** Run on save: the build loaded the image into `run.engine` (withRunLoad); replace the container. */
+  private runContainer(image: string, tag: string, buildId: string): void {
+    const spec = this.config.images.find((i) => i.name === image);
+    if (!spec?.run || this.stopped) return;
+    this.runner.replace(image, spec.run, loadedName(spec.run.engine, spec.name, tag), buildId).catch((err: unknown) => this.broadcastError(toNixdockError(err)));
   }
 
   private broadcastError(error: NixdockError): void {
@@ -333,6 +353,11 @@ function withOverrides(config: ResolvedConfig, options: DaemonOptions): Resolved
     ...config,
     daemon: { ...config.daemon, host: options.host ?? config.daemon.host, port: options.port ?? config.daemon.port },
   };
+}
+
+/** An image with `run:` is loaded into its engine after each build, as if `load` named it. */
+function withRunLoad(spec: ImageSpec): ImageSpec {
+  return spec.run && !spec.load.includes(spec.run.engine) ? { ...spec, load: [...spec.load, spec.run.engine] } : spec;
 }
 
 /** Images that are new or whose spec differs (its source location alone does not count). */

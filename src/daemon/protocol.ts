@@ -60,7 +60,38 @@ export interface ImageSnapshot {
   lastBuild?: BuildSummaryMessage;
   /** The last failure of this image, until a build succeeds. */
   error?: SerializedError;
+  /** The image's `run` container (watch only): its status and its last log lines. */
+  container?: ContainerSnapshot;
 }
+
+/**
+ * The container `watch` runs from an image's latest build (`run:` on the image). `started` once
+ * the engine runs it; `exited` when its process ended by itself (exitCode); `stopped` when
+ * watch stopped it (a rebuild replaced it, or watch exits); `failed` when it could not start.
+ */
+export interface ContainerStatus {
+  state: 'started' | 'exited' | 'stopped' | 'failed';
+  engine: 'podman' | 'docker';
+  /** The container's name: nixdock-IMAGE-<8 hex of the project root>. */
+  name: string;
+  /** The image it runs, as the engine's `load` named it (`localhost/app:TAG` for podman). */
+  ref: string;
+  /** The daemon build that produced that image. */
+  buildId: string;
+  /** When it reached this state (ms since the epoch). */
+  since: number;
+  exitCode?: number;
+  error?: SerializedError;
+}
+
+/** One line the container wrote (cut at 8 KiB). */
+export interface ContainerLogLine {
+  stream: 'stdout' | 'stderr';
+  line: string;
+  time: number;
+}
+
+export type ContainerSnapshot = ContainerStatus & { log: ContainerLogLine[] };
 
 export type ServerMessage =
   | { type: 'hello'; protocol: number; version: string; pid: number; root: string; configFile: string; images: string[] }
@@ -76,6 +107,10 @@ export type ServerMessage =
   | { type: 'history'; image?: string; builds: BuildSummaryMessage[] }
   /** `watch` ran gc after a build (gc.afterBuild) and it removed something. */
   | { type: 'gc'; images: string[]; blobs: number; bytes: number }
+  /** The image's `run` container changed state (started, exited, stopped, failed). */
+  | { type: 'container'; image: string; container: ContainerStatus }
+  /** A line the image's `run` container wrote to its stdout or stderr. */
+  | ({ type: 'container-log'; image: string; name: string } & ContainerLogLine)
   /** A client message was refused; the connection stays open. */
   | { type: 'error'; error: SerializedError; request?: string };
 

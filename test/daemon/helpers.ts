@@ -11,7 +11,7 @@ import type { BuildEvent } from '../../src/events.js';
 import type { ServerMessage } from '../../src/daemon/protocol.js';
 import type { DaemonInfo } from '../../src/daemon/state-file.js';
 import { spawnNixdock } from '../helpers/cli.js';
-import { helloApp } from '../helpers/nix.js';
+import { helloApp, NIX_ENV } from '../helpers/nix.js';
 
 
 /** Generous upper bounds for waits: they make a hung test fail, they measure nothing. */
@@ -67,8 +67,8 @@ export function readInfo(project: Project): DaemonInfo | undefined {
   }
 }
 
-export function runCli(project: Project, args: string[]): ChildProcess {
-  return spawnNixdock(project.dir, args);
+export function runCli(project: Project, args: string[], env?: NodeJS.ProcessEnv): ChildProcess {
+  return spawnNixdock(project.dir, args, env ? { env: { ...NIX_ENV, ...env } } : {});
 }
 
 export function exited(proc: ChildProcess): Promise<number | null> {
@@ -76,9 +76,9 @@ export function exited(proc: ChildProcess): Promise<number | null> {
   return new Promise((done) => proc.once('exit', (code) => done(code)));
 }
 
-/** Starts `nixdock watch --port 0` and waits until its daemon.json names it. */
-export async function startDaemon(project: Project, args: string[] = []): Promise<DaemonProcess> {
-  const proc = runCli(project, ['watch', '--port', '0', ...args]);
+/** Starts `nixdock watch --port 0` (with `env` added to the environment) and waits until its daemon.json names it. */
+export async function startDaemon(project: Project, args: string[] = [], env?: NodeJS.ProcessEnv): Promise<DaemonProcess> {
+  const proc = runCli(project, ['watch', '--port', '0', ...args], env);
   let out = '';
   let err = '';
   proc.stdout!.on('data', (d) => (out += d));

@@ -162,6 +162,20 @@ function renderLog(img) {
   pre.scrollTop = pre.scrollHeight;
 }
 
+/** The `run` container panel: its state and its output (stderr lines marked). */
+function renderContainer(img) {
+  const box = $(img.dom, '.container-log');
+  const c = img.container;
+  box.hidden = !c;
+  if (!c) return;
+  const exit = c.state === 'exited' && c.exitCode != null ? ` (exit code ${c.exitCode})` : '';
+  $(box, '.container-state').textContent = `${c.name} ${c.state}${exit} · ${c.ref}`;
+  $(box, '.container-count').textContent = `${c.log.length} line${c.log.length === 1 ? '' : 's'}`;
+  const pre = $(box, 'pre');
+  pre.innerHTML = c.log.map((l) => (l.stream === 'stderr' ? `<span class="stderr">${esc(l.line)}</span>` : esc(l.line))).join('\n');
+  pre.scrollTop = pre.scrollHeight;
+}
+
 function renderLayers(img) {
   const { layers, caption } = layersOf(img);
   $(img.dom, '.layers-caption').textContent = caption;
@@ -286,6 +300,8 @@ function onMessage(msg) {
         const img = entry(snap.name);
         img.snap = snap;
         if (snap.state === 'idle') img.liveLayers = null;
+        img.container = snap.container;
+        renderContainer(img);
         render(img);
       }
       document.getElementById('empty').hidden = images.size > 0;
@@ -320,6 +336,22 @@ function onMessage(msg) {
       showConfigError(undefined);
       log('config reloaded');
       break;
+    case 'container': {
+      const img = images.get(msg.image);
+      if (!img) break;
+      const same = img.container && img.container.name === msg.container.name && msg.container.state !== 'started';
+      img.container = { ...msg.container, log: same ? img.container.log : [] };
+      renderContainer(img);
+      log(`${msg.image}: container ${msg.container.state}${msg.container.state === 'started' ? ` from ${msg.container.ref}` : ''}`, msg.container.state === 'failed');
+      break;
+    }
+    case 'container-log': {
+      const img = images.get(msg.image);
+      if (!img || !img.container) break;
+      img.container.log = [...img.container.log, { stream: msg.stream, line: msg.line, time: msg.time }].slice(-LOG_LINES);
+      renderContainer(img);
+      break;
+    }
     case 'error':
       log(`daemon: ${msg.error.message}`, true);
       break;
