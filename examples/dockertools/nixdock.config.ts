@@ -59,5 +59,15 @@ export default defineConfig({
       runAsRoot: 'echo "set up by root" > /etc/motd',
       config: { User: 'alice', WorkingDir: '/home/alice', Cmd: ['/bin/sh', '-c', 'touch notes && id -un && pwd && cat /etc/motd'] },
     },
+    // dockerTools buildImage: copyToRoot copies the files (not links) into ONE layer on the base,
+    // with their closure minus what the base has (busybox); uid/gid own the copied files.
+    {
+      name: 'copied',
+      fromImage: 'oci:./out/oci:latest',
+      copyToRoot: ['./default.nix#counter'],
+      uid: 1000,
+      gid: 1000,
+      config: { Cmd: ['/bin/sh', '-c', 'echo copied: $(busybox stat -c "%u:%g %A" /bin/counter)'] },
+    },
   ],
 });

@@ -254,6 +254,7 @@ test('examples/dockertools: every image builds and runs in podman as its comment
   assert.equal(run('on-shell'), 'layered on /bin/sh with PATH=/bin\n');
   assert.equal(run('store-symlink'), 'linked through /bin\n');
   assert.equal(run('non-root'), 'alice\n/home/alice\nset up by root\n');
+  assert.equal(run('copied'), 'copied: 1000:1000 -r-xr-xr-x\n');
 });
 
 test('fromImageName/fromImageTag choose one image of a multi-image docker-archive (podman save -m)', { skip: missingTools([NIX, ...PODMAN]) }, (t) => {
