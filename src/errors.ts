@@ -127,6 +127,7 @@ export function toNixdockError(err: unknown): NixdockError {
   const e = err as NodeJS.ErrnoException;
   if (e?.code === 'ENOSPC') {
     return new NixdockError('DISK_FULL', `No space left on the device while writing${e.path ? ` ${e.path}` : ''}`, {
+      ...(e.path && { location: { file: e.path } }),
       hint: 'Free some disk space (or point outDir/cacheDir elsewhere) and build again; nothing half-written was kept.',
       cause: err,
     });
@@ -135,6 +136,20 @@ export function toNixdockError(err: unknown): NixdockError {
   // Whoever read the output went away (`nixdock stream … | head`): a stop, not a nixdock failure.
   if (e?.code === 'EPIPE') return new NixdockError('ABORTED', 'Stopped: the reader of the output went away (EPIPE)', { cause: err });
   return new NixdockError('INTERNAL', e?.message ?? String(err), { cause: err });
+}
+
+/**
+ * A failed write (fs.write, a write stream, a tar worker writing to a descriptor) carries no path;
+ * the caller that knows the file says it here, so DISK_FULL names what it could not write.
+ */
+export function withWritePath(err: unknown, path: string): unknown {
+  if (err instanceof NixdockError) {
+    if (err.code !== 'DISK_FULL' || err.location?.file !== undefined) return err;
+    return toNixdockError(Object.assign(new Error(err.message), { code: 'ENOSPC', path, cause: err }));
+  }
+  const e = err as NodeJS.ErrnoException | undefined;
+  if (e?.code === 'ENOSPC' && e.path === undefined) e.path = path;
+  return err;
 }
 
 /** Human rendering used by the CLI: message, then where / found / expected / hint lines. */

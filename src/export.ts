@@ -18,6 +18,8 @@ import { createEntryChecker, lexicalPath, notATar } from './tar/safety.js';
 
 export interface ExportLayer {
   open(): Readable;
+  /** Names the layer in errors, e.g. `layer 2/3 (sha256:…) of oci:/x:v1` (a base layer's description). */
+  description?: string;
 }
 
 /** Where an entry is written: layer index and entry sequence number within that layer. */
@@ -64,7 +66,7 @@ export async function exportImage(layers: ExportLayer[], out: Writable, signal?:
 // ───────────────────────────── pass 1: index ─────────────────────────────
 
 async function indexLayer(root: TreeNode, layer: ExportLayer, layerIndex: number, total: number, signal?: AbortSignal): Promise<void> {
-  const layerName = `layer ${layerIndex + 1}/${total}`;
+  const layerName = layer.description ?? `layer ${layerIndex + 1}/${total}`;
   const check = createEntryChecker(layerName);
   const whiteouts: string[][] = [];
   const entries: Placed[] = [];
@@ -183,7 +185,7 @@ async function emitLayer(pack: Pack, layer: ExportLayer, layerIndex: number, pla
   const carriers = plan.carriers.get(layerIndex);
   if (!byPosition && !carriers) return;
   let seq = 0;
-  await forEachEntry(layer.open(), `layer ${layerIndex + 1}`, signal, async (header, content) => {
+  await forEachEntry(layer.open(), layer.description ?? `layer ${layerIndex + 1}`, signal, async (header, content) => {
     const entry = byPosition?.get(seq++);
     const carrier = header.type === 'file' ? carriers?.get(lexicalPath(header.name).join('/')) : undefined;
     if (carrier) {

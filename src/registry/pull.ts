@@ -160,7 +160,10 @@ function checkedManifest(manifest: FetchedManifest, ref: string): { config: Desc
   return { config: checkDescriptor(manifest.doc.config, where, 'config'), layers: checkDescriptors(manifest.doc.layers, where, 'layers') };
 }
 
-/** A JSON object from the registry; anything else is INPUT_INVALID (never a SyntaxError quoting local bytes). */
+/**
+ * A JSON object from the registry; anything else is REGISTRY (the registry, or whatever answers in
+ * its place, is broken: exit 1), never a SyntaxError quoting the bytes.
+ */
 function parseDocument(bytes: Buffer, what: string): ManifestDoc & Record<string, unknown> {
   let doc: unknown;
   try {
@@ -169,7 +172,7 @@ function parseDocument(bytes: Buffer, what: string): ManifestDoc & Record<string
     doc = undefined;
   }
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
-    throw new NixdockError('INPUT_INVALID', `The registry sent ${what} that is not a JSON object`, {
+    throw new NixdockError('REGISTRY', `The registry sent ${what} that is not a JSON object`, {
       found: `${bytes.length} bytes that do not parse as a JSON object`,
       expected: 'a JSON manifest, index or image config',
       hint: 'The registry is broken or not a registry (a proxy or login page answering instead?).',

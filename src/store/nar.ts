@@ -15,6 +15,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { lstat, open, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NIX_BASE32_ALPHABET, HASH_LENGTH } from './paths.js';
+import { isUtf8, nonUtf8Name } from '../util/file-names.js';
 
 export interface NarSummary {
   narSize: number;
@@ -42,6 +43,7 @@ async function dumpNode(path: string, sink: NarSink, buffer: Buffer): Promise<vo
   } else if (stat.isDirectory()) {
     sink.str('type').str('directory');
     for (const name of await sortedEntries(path)) {
+      if (!isUtf8(name)) throw nonUtf8Name(path, name);
       sink.str('entry').str('(').str('name').str(name).str('node');
       await dumpNode(join(path, name.toString()), sink, buffer);
       sink.str(')');

@@ -7,6 +7,7 @@
  */
 import { lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
 import { NixdockError } from '../errors.js';
+import { findNonUtf8Name } from '../util/file-names.js';
 import type { EntryType, HeaderFields } from './header.js';
 
 /** An archive member; physicalPathOf() says where a file's content is. */
@@ -57,7 +58,7 @@ function walkChildren(tree: TreeRoot, name: string, physical: string, out: TarEn
     const childName = name === '' ? child : `${name}/${child}`;
     const childPhysical = `${physical}/${child}`;
     const stats = lstatIfExists(childPhysical);
-    if (stats === undefined) throw unreadableName(childPhysical);
+    if (stats === undefined) throw (child.includes('\uFFFD') && findNonUtf8Name(physical)) || unreadableName(childPhysical);
     out.push(toEntry(tree, childName, childPhysical, stats));
     if (stats.isDirectory()) walkChildren(tree, childName, childPhysical, out);
   }
@@ -97,9 +98,9 @@ export function lstatIfExists(path: string): Stats | undefined {
 function unreadableName(physical: string): NixdockError {
   return new NixdockError('LAYER_BUILD', `Cannot read ${physical} while listing its directory`, {
     location: { file: physical },
-    found: physical.includes('\uFFFD') ? 'a file name that is not valid UTF-8' : 'a file that vanished during the walk',
-    expected: 'an immutable tree with UTF-8 file names',
-    hint: 'Rename the file to valid UTF-8, or make sure nothing modifies the tree while nixdock reads it.',
+    found: 'a file that vanished during the walk',
+    expected: 'an immutable tree',
+    hint: 'Make sure nothing modifies the tree while nixdock reads it.',
   });
 }
 

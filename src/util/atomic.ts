@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
 import { readdir, rename, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { NixdockError } from '../errors.js';
+import { NixdockError, withWritePath } from '../errors.js';
 import { processExists } from './process.js';
 
 /** Prefix of every temp file nixdock writes next to an output (also used to clean them up). */
@@ -30,7 +30,7 @@ export async function withTempFile<T>(finalPath: string, write: (tmpPath: string
     return result;
   } catch (err) {
     await unlink(tmpPath).catch(() => undefined);
-    throw asOutputError(err, finalPath);
+    throw asOutputError(withWritePath(err, finalPath), finalPath);
   }
 }
 

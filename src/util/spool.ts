@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type { Duplex, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DigestStream } from '../digest.js';
+import { withWritePath } from '../errors.js';
 import type { Digest } from '../types.js';
 
 export interface SpooledBlob {
@@ -33,7 +34,7 @@ export async function spool(source: Readable, opts: { dir?: string; signal?: Abo
     await pipeline([source, ...through, tap, write], { signal });
   } catch (err) {
     await remove();
-    throw err;
+    throw withWritePath(err, path);
   }
   return { path, digest: tap.digest(), size: tap.bytes, remove };
 }

@@ -46,9 +46,12 @@ test('disk full while writing a layer: DISK_FULL with a hint, no temp files, the
 
   const failed = await nixdock(project, ['build', '--json', '--out', out, 'big']);
   assert.equal(failed.status, 1, failed.stderr);
-  const { error } = JSON.parse(failed.stdout) as { ok: false; error: { code: string; message: string; hint?: string } };
+  const { error } = JSON.parse(failed.stdout) as { ok: false; error: { code: string; message: string; hint?: string; location?: { file?: string } } };
   assert.equal(error.code, 'DISK_FULL');
   assert.match(error.message, /No space left/);
+  // It names the file it could not write, which is on the full disk.
+  assert.ok(error.location?.file?.startsWith(`${out}/`), `location: ${JSON.stringify(error)}`);
+  assert.ok(error.message.includes(error.location!.file!), error.message);
   assert.match(error.hint ?? '', /Free some disk space/);
   assert.match(failed.stderr, /error\[DISK_FULL\]/);
 

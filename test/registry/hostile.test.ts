@@ -196,14 +196,14 @@ describe('2. descriptors are checked before use', () => {
     }
   });
 
-  test('a manifest that is not JSON is INPUT_INVALID, not a SyntaxError', async () => {
+  test('a manifest that is not JSON is REGISTRY, not a SyntaxError', async () => {
     const bytes = Buffer.from('<html>login</html>');
     const registry = await fakeServer((req, res) => {
       if (req.path === '/v2/') return json(res, 200, {});
       res.writeHead(200).end(bytes);
     });
     try {
-      await assert.rejects(pullImage(`${registry.host}/img@${digestOf(bytes)}`, { cacheDir: freshCache(), auth: anonymous, ...fast }), (err: NixdockError) => err.code === 'INPUT_INVALID' && /not a JSON object/.test(err.message));
+      await assert.rejects(pullImage(`${registry.host}/img@${digestOf(bytes)}`, { cacheDir: freshCache(), auth: anonymous, ...fast }), (err: NixdockError) => err.code === 'REGISTRY' && /not a JSON object/.test(err.message));
     } finally {
       await registry.stop();
     }

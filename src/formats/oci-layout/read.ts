@@ -38,13 +38,8 @@ const INDEX_TYPES = new Set(['application/vnd.oci.image.index.v1+json', 'applica
 export async function readOciLayout(dir: string, select: OciSelector, cacheDir: string, description = `oci:${dir}${select.tag ? `:${select.tag}` : ''}`): Promise<BaseImage> {
   await readLayoutMarker(dir, description);
   const index = parseIndex(await readFile(join(dir, 'index.json')), `${description} (index.json)`);
-  let descriptor = chooseManifest(index.manifests, select, description);
-  if (INDEX_TYPES.has(descriptor.mediaType)) {
-    const nested = parseIndex(await readBlob(dir, descriptor, description), `${description} (${descriptor.digest})`);
-    // A one-entry index is that image, whatever platform it names (or none).
-    descriptor = nested.manifests.length === 1 ? nested.manifests[0]! : selectPlatform(nested.manifests, hostPlatform(), description);
-  }
-  const manifest = parseManifest(await readBlob(dir, descriptor, description), `${description} (${descriptor.digest})`);
+  const { descriptor, bytes } = await resolveIndexes(dir, chooseManifest(index.manifests, select, description), description);
+  const manifest = parseManifest(bytes, `${description} (${descriptor.digest})`);
   const config = parseImageConfig(await readBlob(dir, manifest.config, description), `${description} (config ${manifest.config.digest})`, manifest.layers.length);
   const layers = manifest.layers.map((layer, i) => {
     const codec = layerCodec(layer.mediaType);
@@ -59,6 +54,44 @@ export async function readOciLayout(dir: string, select: OciSelector, cacheDir: 
     });
   });
   return { config, layers, description };
+}
+
+/** Indexes inside indexes (multi-platform lists of lists) are followed this deep, as far as anyone nests them. */
+const MAX_INDEX_DEPTH = 4;
+
+/**
+ * Follows index → index → … → manifest, picking the host's platform at each index (a one-entry
+ * index is that entry, whatever platform it names). A document is an index when its descriptor or
+ * its own mediaType says so, or it has `manifests` and no `config`.
+ */
+async function resolveIndexes(dir: string, first: Descriptor, description: string): Promise<{ descriptor: Descriptor; bytes: Buffer }> {
+  let descriptor = first;
+  for (let depth = 0; ; depth++) {
+    const bytes = await readBlob(dir, descriptor, description);
+    if (!isIndex(descriptor, bytes)) return { descriptor, bytes };
+    if (depth === MAX_INDEX_DEPTH) {
+      throw new NixdockError('INPUT_INVALID', `${description}: image indexes nested more than ${MAX_INDEX_DEPTH} deep`, {
+        location: { file: blobPath(dir, descriptor.digest) },
+        found: `an index at depth ${depth + 1} (${descriptor.digest})`,
+        expected: `an image manifest within ${MAX_INDEX_DEPTH} levels of index`,
+        hint: 'Copy the image you want out of it (skopeo copy oci:DIR@DIGEST oci:NEW:TAG).',
+      });
+    }
+    const nested = parseIndex(bytes, `${description} (${descriptor.digest})`);
+    descriptor = nested.manifests.length === 1 ? nested.manifests[0]! : selectPlatform(nested.manifests, hostPlatform(), description);
+  }
+}
+
+function isIndex(descriptor: Descriptor, bytes: Buffer): boolean {
+  if (INDEX_TYPES.has(descriptor.mediaType)) return true;
+  let doc: { mediaType?: unknown; manifests?: unknown; config?: unknown } | undefined;
+  try {
+    doc = JSON.parse(bytes.toString('utf8')) as typeof doc;
+  } catch {
+    return false;
+  }
+  if (typeof doc?.mediaType === 'string') return INDEX_TYPES.has(doc.mediaType);
+  return Array.isArray(doc?.manifests) && doc?.config === undefined;
 }
 
 async function readLayoutMarker(dir: string, description: string): Promise<void> {

@@ -9,7 +9,7 @@ import { mkdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { NixdockError } from '../../errors.js';
+import { NixdockError, withWritePath } from '../../errors.js';
 import { INDEX_SHAPE, canonicalJson } from '../../image/canonical.js';
 import { MediaType, ociManifest } from '../../image/manifest.js';
 import type { Codec, Descriptor, Digest, Image, ImageConfigFile, Layer, LayerSource, OutputResult } from '../../types.js';
@@ -130,7 +130,7 @@ export class OciLayout {
       await rename(tmp, this.blobPath(blob.digest()));
     } catch (err) {
       await unlink(tmp).catch(() => undefined);
-      throw err;
+      throw withWritePath(err, tmp);
     }
     const diffId = tar.digest();
     const compressed = compress ? { [codec]: { codec, digest: blob.digest(), size: blob.bytes } } : {};
@@ -147,7 +147,7 @@ export class OciLayout {
       return { source, diffId, size: expected.size, built: true, compressed: {} };
     } catch (err) {
       await unlink(tmp).catch(() => undefined);
-      throw err;
+      throw withWritePath(err, tmp);
     }
   }
 
@@ -331,7 +331,7 @@ function writeFileAtomicSync(path: string, bytes: Buffer | string): void {
     } catch {
       // already gone
     }
-    throw err;
+    throw withWritePath(err, path);
   }
 }
 
