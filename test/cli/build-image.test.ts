@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { lstatSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { tempProject } from '../config/project.js';
@@ -40,6 +40,16 @@ function listLayer(dir: string, diffId: string): string[] {
   });
 }
 
+/** `umoci unpack` of out/oci:TAG (as root: real owners on disk): `mode uid:gid` of each path. */
+function unpackedOwners(t: Parameters<typeof tempDir>[0], dir: string, tag: string, paths: string[]): Record<string, string> {
+  const bundle = join(tempDir(t, 'nixdock-umoci-'), 'bundle');
+  execFileSync('umoci', ['unpack', '--image', `${join(dir, 'out', 'oci')}:${tag}`, bundle], { stdio: 'pipe' });
+  return Object.fromEntries(paths.map((path) => {
+    const stats = lstatSync(join(bundle, 'rootfs', path));
+    return [path, `${(stats.mode & 0o7777).toString(8).padStart(4, '0')} ${stats.uid}:${stats.gid}`];
+  }));
+}
+
 function runImage(t: Parameters<typeof tempDir>[0], archive: string, args: string[] = []): string {
   const store = join(tempDir(t, 'nixdock-pd-'), 'podman');
   const loaded = /Loaded image: (\S+)/.exec(podman(store, ['load', '-q', '-i', archive]));
@@ -72,6 +82,11 @@ test('copyToRoot: one layer on the base with the copied root (uid/gid) and the c
   assert.ok(listing.includes(`dr-xr-xr-x 0/0 ${app!.slice(1)}/`));
   assert.equal(listing.some((line) => line.includes(busybox!.slice(1))), false, 'busybox is in the base: not repeated');
   assert.equal(runImage(t, join(dir, 'out', 'app.tar')), 'copied to the root\n');
+  if (process.getuid?.() === 0 && missingTools([['umoci', 'umoci']]) === false) {
+    assert.deepEqual(unpackedOwners(t, dir, 'app', ['bin', 'bin/hello', data.slice(1), `${data.slice(1)}/share/message`, busybox!.slice(1)]), {
+      bin: '0555 1000:100', 'bin/hello': '0555 1000:100', [data.slice(1)]: '0555 0:0', [`${data.slice(1)}/share/message`]: '0444 0:0', [busybox!.slice(1)]: '0555 0:0',
+    });
+  }
   execFileSync('rm', ['-rf', join(dir, '.nixdock')]);
   assert.deepEqual(diffIds(build(dir, 'app')), diffIds(image), 'the same config from a cold cache gives the same layers');
 });

@@ -22,6 +22,8 @@ function mergeProject(t: Parameters<typeof tempProject>[0]): string {
         { name: 'first', tag: 'one', contents: [busybox, './a'], config: { Cmd: ['/bin/cat', '/etc/which'] } },
         { name: 'second', tag: 'two', contents: [busybox, './b'], config: { Cmd: ['/bin/cat', '/etc/which'] } },
         { name: 'third', contents: [busybox], config: { Cmd: ['/bin/echo', 'third'] } },
+        // dockerTools' fromImageName on a mergeImages archive (build it after the merge)
+        { name: 'on-merged', tag: 'v1', fromImage: 'docker-archive:./all.tar', fromImageName: 'second', config: { Cmd: ['/bin/cat', '/etc/which'] } },
       ],
     },
     'a/etc/which': 'first\n',
@@ -36,7 +38,7 @@ function loadedImages(store: string): string[] {
 
 test('nixdock merge -o FILE: one docker-archive that podman load turns into every tag, each runnable, with the ids nixdock build gives', { skip: missingTools([NIX, ...PODMAN]) }, (t) => {
   const dir = mergeProject(t);
-  const built = JSON.parse(nixdockOk(dir, ['build', '--json']).stdout) as { images: Array<{ name: string; tag: string; configDigest: string }> };
+  const built = JSON.parse(nixdockOk(dir, ['build', 'first', 'second', 'third', '--json']).stdout) as { images: Array<{ name: string; tag: string; configDigest: string }> };
   const merged = JSON.parse(nixdockOk(dir, ['merge', 'first', 'second', 'third', '-o', 'all.tar', '--json']).stdout) as { path: string; images: string[] };
   const third = built.images.find((image) => image.name === 'third')!;
   assert.deepEqual(merged.images, ['first:one', 'second:two', `third:${third.tag}`]);
@@ -47,6 +49,9 @@ test('nixdock merge -o FILE: one docker-archive that podman load turns into ever
   assert.equal(podman(store, [...RUN_FLAGS, 'localhost/first:one']), 'first\n');
   assert.equal(podman(store, [...RUN_FLAGS, 'localhost/second:two']), 'second\n');
   assert.equal(podman(store, [...RUN_FLAGS, `localhost/third:${third.tag}`]), 'third\n');
+  nixdockOk(dir, ['build', 'on-merged', '--format', 'docker-archive']);
+  podman(store, ['load', '-q', '-i', join(dir, 'out', 'on-merged.tar')]);
+  assert.equal(podman(store, [...RUN_FLAGS, 'localhost/on-merged:v1']), 'second\n', 'fromImageName chose the second image of the merged archive');
 });
 
 test('nixdock merge to stdout pipes into podman load; a name that is not an image is refused (exit 2) before anything is written', { skip: missingTools([NIX, ...PODMAN]) }, async (t) => {

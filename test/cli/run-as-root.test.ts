@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
+import { lstatSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { tempProject } from '../config/project.js';
@@ -94,6 +95,12 @@ test('enableFakechroot: fakeRootCommands see the image root as / (the store read
   assert.doesNotMatch(listing, / (proc|dev|nix)\/$/m, 'the sandbox\'s mount points are not in the layer');
   if (process.getuid?.() !== 0) return t.diagnostic('chown to another id needs root (unprivileged it runs in a one-id user namespace); skipped that part');
   assert.match(listing, /^drwx------ 1000\/100 .* home\/alice\/$/m);
+  if (missingTools([['umoci', 'umoci']]) === false) {
+    const bundle = join(tempDir(t, 'nixdock-umoci-'), 'bundle');
+    execFileSync('umoci', ['unpack', '--image', `${join(dir, 'out', 'oci')}:v1`, bundle], { stdio: 'pipe' });
+    const stats = lstatSync(join(bundle, 'rootfs', 'home', 'alice'));
+    assert.equal(`${(stats.mode & 0o7777).toString(8)} ${stats.uid}:${stats.gid}`, '700 1000:100');
+  }
   assert.equal(runImage(t, join(dir, 'out', 'img.tar')), 'the image root\nalice can write\n');
 });
 
