@@ -176,3 +176,22 @@ test('copyToRoot unprivileged (uid 1000 in a user namespace): system files and e
   assert.ok(listing.includes('dr-xr-xr-x 0/0 bin/') && listing.includes('lrwxrwxrwx 0/0 bin/true -> busybox'), listing.join('\n'));
   assert.ok(listing.includes('dr-xr-xr-x 0/0 etc/') && listing.some((line) => line.startsWith('-rw-r--r-- 0/0 etc/passwd')));
 });
+
+test('copyToRoot with includeNixDB: the database and the store share nix/ in the one layer, and nix-store --verify passes in the image', { skip: missingTools([NIX, ['busybox', 'busybox-static'], ...PODMAN]) }, (t) => {
+  const examples = join(REPO, 'examples', 'dockertools', 'default.nix');
+  const [busybox, nixStore] = nixBuild(`with import ${examples}; [ busybox nixStore ]`);
+  const dir = tempProject(t, {
+    'nixdock.config.json': {
+      formats: ['oci', 'docker-archive'],
+      images: [{
+        name: 'db', tag: 'v1', copyToRoot: [busybox, nixStore], includeNixDB: true, tmp: true, users: [{ name: 'root', uid: 0 }],
+        config: { Cmd: ['/bin/sh', '-c', '/bin/nix-store --verify --check-contents && echo store verified'], Env: ['NIX_CONFIG=build-users-group ='] },
+      }],
+    },
+  });
+  const image = build(dir, 'db');
+  assert.equal(image.layers.length, 1);
+  const names = listLayer(dir, image.layers[0]!.diffId).map((line) => line.split(' ')[2]);
+  assert.equal(names.filter((name) => name === 'nix/').length, 1, 'one nix/ entry for the database and the store');
+  assert.equal(runImage(t, join(dir, 'out', 'db.tar')), 'store verified\n');
+});
