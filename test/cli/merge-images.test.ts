@@ -3,10 +3,11 @@
  * `podman load` must bring in every tag, each runnable, with the image ids `nixdock build` gives.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { tempProject } from '../config/project.js';
-import { BUSYBOX, nixBuild } from '../helpers/nix.js';
+import { BUSYBOX, NIX_ENV, nixBuild } from '../helpers/nix.js';
 import { missingTools } from '../helpers/tools.js';
 import { RUN_FLAGS, podman, tempDir } from '../output/fixtures.js';
 import { nixdock, nixdockIntoPodman, nixdockOk } from './helpers.js';
@@ -64,4 +65,22 @@ test('nixdock merge to stdout pipes into podman load; a name that is not an imag
   const missing = nixdock(dir, ['merge', 'first', 'fourth', '-o', 'bad.tar']);
   assert.equal(missing.status, 2, missing.stderr);
   assert.match(missing.stderr, /No image named "fourth"/);
+});
+
+test('nixdock merge docker-archive:… (dockerTools tarballs, gzip or not) needs no project; archives and project images mix, each keeping its id', { skip: missingTools([NIX, ['gzip', 'gzip'], ...PODMAN]) }, (t) => {
+  const dir = mergeProject(t);
+  const built = JSON.parse(nixdockOk(dir, ['build', 'first', 'second', 'third', '--format', 'docker-archive', 'oci', '--json']).stdout) as { images: Array<{ name: string; tag: string; configDigest: string }> };
+  const elsewhere = tempDir(t, 'nixdock-no-project-');
+  execFileSync('sh', ['-c', `gzip -c ${join(dir, 'out', 'first.tar')} > ${join(elsewhere, 'first.tar.gz')}`]);
+  const env = { ...NIX_ENV, XDG_CACHE_HOME: join(elsewhere, 'cache') };
+  const archives = nixdock(elsewhere, ['merge', 'docker-archive:first.tar.gz', `docker-archive:${join(dir, 'out', 'second.tar')}`, '-o', 'both.tar', '--json'], env);
+  assert.equal(archives.status, 0, archives.stderr);
+  assert.deepEqual(JSON.parse(archives.stdout).images, ['first:one', 'second:two']);
+  const mixed = JSON.parse(nixdockOk(dir, ['merge', 'third', `docker-archive:${join(elsewhere, 'both.tar')}`, '-o', 'mixed.tar', '--json']).stdout) as { path: string; images: string[] };
+  const third = built.images.find((image) => image.name === 'third')!;
+  assert.deepEqual(mixed.images, [`third:${third.tag}`, 'first:one', 'second:two']);
+  const store = join(tempDir(t, 'nixdock-pd-'), 'podman');
+  podman(store, ['load', '-q', '-i', mixed.path]);
+  assert.deepEqual(loadedImages(store), built.images.map((image) => `localhost/${image.name}:${image.tag} ${image.configDigest}`).sort());
+  assert.equal(podman(store, [...RUN_FLAGS, 'localhost/second:two']), 'second\n');
 });

@@ -37,8 +37,35 @@ export async function readDockerArchive(path: string, cacheDir: string, choice: 
   const tarPath = await uncompressedArchive(path, cacheDir);
   const index = await readTarMembers(tarPath);
   const entry = await readArchiveManifest(tarPath, index, description, choice);
+  return (await archiveImage(tarPath, index, entry, description, cacheDir)).image;
+}
+
+/** One image of an archive with the tags it carries and its config's bytes (whose sha256 is its id). */
+export interface ArchiveImage {
+  repoTags: string[];
+  configBytes: Buffer;
+  image: BaseImage;
+}
+
+/** Every image of a docker-archive (dockerTools mergeImages, `docker save a b`), in manifest.json order. */
+export async function readDockerArchiveImages(path: string, cacheDir: string): Promise<ArchiveImage[]> {
+  const description = `docker-archive:${path}`;
+  const tarPath = await uncompressedArchive(path, cacheDir);
+  const index = await readTarMembers(tarPath);
+  await readArchiveManifest(tarPath, index, description, {});
+  const manifest = parseJson(await readMember(tarPath, index.get('manifest.json')!), `${description} (manifest.json)`) as Array<Partial<ArchiveManifestEntry>>;
+  return Promise.all(manifest.map((entry, i) => {
+    if (typeof entry?.Config !== 'string' || !Array.isArray(entry.Layers) || !entry.Layers.every((l) => typeof l === 'string')) {
+      throw invalidBase(description, `manifest.json[${i}]`, JSON.stringify(entry)?.slice(0, 200), '{"Config": "<file>", "Layers": ["<file>", …]}');
+    }
+    return archiveImage(tarPath, index, entry as ArchiveManifestEntry, description, cacheDir);
+  }));
+}
+
+async function archiveImage(tarPath: string, index: TarMembers, entry: ArchiveManifestEntry, description: string, cacheDir: string): Promise<ArchiveImage> {
   const configMember = requireMember(index, entry.Config, description, 'Config');
-  const config = parseImageConfig(await readMember(tarPath, configMember), `${description} (${entry.Config})`, entry.Layers.length);
+  const configBytes = await readMember(tarPath, configMember);
+  const config = parseImageConfig(configBytes, `${description} (${entry.Config})`, entry.Layers.length);
   const layers = await Promise.all(
     entry.Layers.map(async (name, i) => {
       const member = requireMember(index, name, description, `Layers[${i}]`);
@@ -52,7 +79,8 @@ export async function readDockerArchive(path: string, cacheDir: string, choice: 
       });
     }),
   );
-  return { config, layers, description };
+  const repoTags = Array.isArray(entry.RepoTags) ? entry.RepoTags.filter((tag): tag is string => typeof tag === 'string') : [];
+  return { repoTags, configBytes, image: { config, layers, description } };
 }
 
 /** The archive itself when it is a plain tar; otherwise its decompressed copy in the cache. */
