@@ -9,6 +9,8 @@ export const CLI = resolve(import.meta.dirname, '../dist/bin/nixdock.js');
 export interface Measured {
   seconds: number;
   peakRssMb: number;
+  /** User + system CPU seconds of the `timed` processes (a busy machine stretches wall time, far less this). */
+  cpuSeconds: number;
   stdout: string;
 }
 
@@ -29,11 +31,12 @@ export function measure(shell: string, cwd: string): Measured {
   const result = spawnSync('bash', ['-o', 'pipefail', '-c', shell], { cwd, encoding: 'utf8', maxBuffer: 1 << 26, env: { ...process.env, NIX_CONFIG: 'substituters =\nbuild-users-group =\nsandbox = false' } });
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   if (result.status !== 0) throw new Error(`bench step failed: ${shell}\n${result.stderr}`);
-  const rss = [...result.stderr.matchAll(/^RSS_KB=(\d+)$/gm)].map((m) => Number(m[1]));
-  return { seconds, peakRssMb: rss.length ? Math.max(...rss) / 1024 : 0, stdout: result.stdout };
+  const rss = [...result.stderr.matchAll(/^RSS_KB=(\d+) CPU=([\d.]+) ([\d.]+)$/gm)];
+  const cpuSeconds = rss.reduce((sum, m) => sum + Number(m[2]) + Number(m[3]), 0);
+  return { seconds, peakRssMb: rss.length ? Math.max(...rss.map((m) => Number(m[1]))) / 1024 : 0, cpuSeconds, stdout: result.stdout };
 }
 
-export const timed = (cmd: string) => `/usr/bin/time -f RSS_KB=%M ${cmd}`;
+export const timed = (cmd: string) => `/usr/bin/time -f 'RSS_KB=%M CPU=%U %S' ${cmd}`;
 export const nixdock = (args: string) => timed(`${process.execPath} ${CLI} ${args}`);
 
 /**

@@ -16,6 +16,10 @@
  * layers left are built a few at a time, each upload overlapping its own and the others'
  * compression, memory bounded by stream back-pressure.
  */
+import { randomBytes } from 'node:crypto';
+import { rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DigestStream } from '../digest.js';
@@ -27,6 +31,7 @@ import { registryRequests } from './http.js';
 import { mapLimit, PushSession, type PushedBlob, type PushOptions, type PushResult } from './push.js';
 import { RemoteLayers, verifyPair, type RemotePair } from './remote-layers.js';
 import { spool } from '../util/spool.js';
+import { writeNewFile } from '../util/atomic.js';
 import { formatTarget, registryTarget, type RegistryTarget } from './target.js';
 import { cacheRefInvalid, writeCacheRows, type CacheRow } from './cache-artifact.js';
 import type { BlobAction, CompressedDigestCache } from './types.js';
@@ -214,7 +219,9 @@ class LayerPlacer {
    */
   async build(source: LayerSource, index: number): Promise<Placed> {
     this.tarred++;
-    if (!(await this.targetEmpty())) return this.buildSpooled(source, index);
+    if (!(await this.targetEmpty())) {
+      return this.codec === 'none' && source.writeToFd ? this.buildUncompressed(source, source.writeToFd, index) : this.buildSpooled(source, index);
+    }
     let produced: { diffId: Digest; size: number; blob: CompressedBlob } | undefined;
     const open = () => {
       const tar = new DigestStream();
@@ -239,6 +246,30 @@ class LayerPlacer {
     const { diffId, size, blob } = produced!;
     this.learn(source, diffId, size, blob);
     return this.placed(source, index, { diffId, size }, blob, 'uploaded', true);
+  }
+
+  /**
+   * An uncompressed layer for a repository that may have it: a tar worker writes it into a temp
+   * file and hashes it on its own thread (the main thread only uploads), and a HEAD of its digest
+   * (the blob is the tar) skips it when the registry has it.
+   */
+  private async buildUncompressed(source: LayerSource, writeToFd: NonNullable<LayerSource['writeToFd']>, index: number): Promise<Placed> {
+    const path = join(tmpdir(), `.nixdock-layer-${randomBytes(8).toString('hex')}.tar`);
+    try {
+      const diffId = await writeNewFile(path, (fd) => writeToFd(fd, { signal: this.opts.signal }));
+      const { size } = await stat(path);
+      const blob: CompressedBlob = { codec: 'none', digest: diffId, size };
+      this.learn(source, diffId, size, blob);
+      const { pusher } = this.session;
+      let action = await pusher.skipOrMount(diffId);
+      if (!action) {
+        await pusher.upload(fileBody(path, diffId, size), 'layer', index);
+        action = 'uploaded';
+      }
+      return this.placed(source, index, { diffId, size }, blob, action, true);
+    } finally {
+      await rm(path, { force: true });
+    }
   }
 
   /** The layer tarred and compressed into a temp file, then pushed unless present. */

@@ -12,8 +12,9 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { helloApp } from '../helpers/nix.js';
-import { REGISTRY_BIN, REGISTRY_PACKAGE, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { REGISTRY_BIN, REGISTRY_PACKAGE, startProxy, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { missingTools } from '../helpers/tools.js';
+import { spawnNixdock } from '../helpers/cli.js';
 import { nixdockJson, tempDir, writeConfig } from './helpers.js';
 
 const skip = missingTools([[REGISTRY_BIN, REGISTRY_PACKAGE], ['skopeo', 'skopeo'], ['nix-build', 'nix-bin']]);
@@ -37,6 +38,18 @@ function freshProject(t: Parameters<typeof tempDir>[0], message: string): string
   writeFileSync(join(project, 'app.nix'), helloApp(message));
   writeConfig(project, [{ name: 'app', contents: [{ nix: './app.nix' }], config: { Cmd: ['/bin/hello'] } }]);
   return project;
+}
+
+/** nixdockJson without blocking this process: for pushes through a test proxy, which runs in it. */
+async function nixdockJsonAsync<T>(cwd: string, args: string[]): Promise<T> {
+  const child = spawnNixdock(cwd, [...args, '--json']);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d));
+  const status = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  if (status !== 0) throw new Error(`nixdock ${args.join(' ')} exited ${status}:\n${stderr}`);
+  return JSON.parse(stdout) as T;
 }
 
 /** What a fresh checkout lacks: the cache and the outputs. */
@@ -149,6 +162,37 @@ describe('nixdock push from a fresh machine', { skip }, () => {
     assert.equal(again.layersReused, cold.layers.length);
     assert.deepEqual(again.outputs.filter((o) => o.format === 'registry'), cold.outputs.filter((o) => o.format === 'registry'));
     assertPullsBackIntact(t, ref);
+  });
+
+  test('a cold push streams each layer as it is compressed: a failed PATCH is retried by compressing again, a refused one falls back to a temp file', async (t) => {
+    const project = freshProject(t, 'streamed');
+    const patches = (requests: Array<{ method: string }>) => requests.filter((r) => r.method === 'PATCH').length;
+    // The first two PATCHes fail with 503 (after their bytes went out): those layers are produced again and sent again.
+    let failures = 0;
+    const flaky = await startProxy(registry.port, {
+      refuse: (r) => (r.method === 'PATCH' && failures < 2 ? (failures++, 503) : undefined),
+    });
+    let retried: PushJson;
+    try {
+      retried = await nixdockJsonAsync<PushJson>(project, ['push', 'app', `${flaky.host}/team/streamed:1`, '--compression', 'gzip']);
+      assert.equal(patches(flaky.requests), retried.layersTarred + 2, 'a streamed PATCH per layer, and the two sent again');
+    } finally {
+      await flaky.stop();
+    }
+    assertPullsBackIntact(t, `${registry.host}/team/streamed:1`);
+
+    // A registry that takes no streamed PATCH (it wants Content-Range): the same image through temp files.
+    forget(project);
+    const strict = await startProxy(registry.port, { refuse: (r) => (r.method === 'PATCH' ? 416 : undefined) });
+    try {
+      const fallback = await nixdockJsonAsync<PushJson>(project, ['push', 'app', `${strict.host}/team/strict:1`, '--compression', 'gzip']);
+      assert.equal(fallback.manifestDigest, retried.manifestDigest);
+      assert.equal(uploaded(fallback), fallback.blobs.length);
+      assert.ok(strict.requests.some((r) => r.method === 'PUT' && r.bodyBytes > 0), 'monolithic uploads');
+    } finally {
+      await strict.stop();
+    }
+    assertPullsBackIntact(t, `${registry.host}/team/strict:1`);
   });
 
   test('--cache-to writes a cache artifact that a fresh machine pushing elsewhere reads: nothing tarred', async (t) => {
