@@ -77,11 +77,12 @@ export async function pushCommand(imageName: string, ref: string, opts: PushComm
 
 /** Plans the image and pushes it layer by layer; temporary files of the plan are removed after. */
 async function pushSpec(spec: ImageSpec, codec: Codec, ref: string, opts: PlannedPushOptions, ctx: BuildContext): Promise<PlannedPushResult> {
-  const { plan } = await planImage(spec, ctx);
+  // The registry's manifests are read while the image is planned (nix calls, layering).
+  const planning = planImage(spec, ctx);
   try {
-    return await pushPlanned(plannedImage(plan), codec, ref, opts);
+    return await pushPlanned(planning.then(({ plan }) => plannedImage(plan)), codec, ref, opts);
   } finally {
-    await plan.dispose();
+    await planning.then(({ plan }) => plan.dispose(), () => undefined);
   }
 }
 

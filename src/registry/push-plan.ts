@@ -86,12 +86,13 @@ interface Placed {
   blob: PushedBlob;
 }
 
-export async function pushPlanned(plan: PlannedImage, codec: Codec, ref: string, opts: PlannedPushOptions): Promise<PlannedPushResult> {
+/** `plan` may still be in the making: the registry's manifests are read meanwhile. */
+export async function pushPlanned(plan: PlannedImage | Promise<PlannedImage>, codec: Codec, ref: string, opts: PlannedPushOptions): Promise<PlannedPushResult> {
   return (await pushPlan(plan, codec, ref, opts)).result;
 }
 
 /** pushPlanned, also giving the image as pushed (its layers carry their diff_ids and blobs). */
-export async function pushPlan(plan: PlannedImage, codec: Codec, ref: string, opts: PlannedPushOptions): Promise<{ result: PlannedPushResult; image: Image }> {
+export async function pushPlan(planning: PlannedImage | Promise<PlannedImage>, codec: Codec, ref: string, opts: PlannedPushOptions): Promise<{ result: PlannedPushResult; image: Image }> {
   const requestsBefore = registryRequests();
   const target = registryTarget(ref, opts.insecure);
   const clients = new Clients(opts);
@@ -101,7 +102,14 @@ export async function pushPlan(plan: PlannedImage, codec: Codec, ref: string, op
     const at = registryTarget(r, opts.insecure);
     return { client: clients.get(at), reference: at.digest ?? at.tag ?? 'latest', clientFor: (repo: string) => clients.get(registryTarget(repo, opts.insecure)) };
   });
-  const remote = await RemoteLayers.read(sources, codec, plan.platform);
+  const planned = Promise.resolve(planning);
+  const platform = planned.then((p) => p.platform);
+  const reading = RemoteLayers.read(sources, codec, platform);
+  // Both awaited below, after the plan, whose own failure is the one to report.
+  platform.catch(() => undefined);
+  reading.catch(() => undefined);
+  const plan = await planned;
+  const remote = await reading;
   // Claimed blobs in other repositories of the target's registry are mounted, not uploaded.
   const siblings = remote.repositories(target.registry).filter((repo) => repo !== target.repository);
   const session = new PushSession(ref, { ...opts, mountFrom: [...(opts.mountFrom ?? []), ...siblings] });

@@ -84,13 +84,16 @@ export class RemoteLayers {
   /** The rows of cache artifacts read, kept so a cache written back to the same reference keeps them. */
   readonly cacheRows = new Map<RegistryClient, CacheRow[]>();
 
-  /** Pairs of `codec` from the image or cache artifact at each reference; a reference with neither adds none. */
-  static async read(sources: RemoteSource[], codec: Codec, platform: Platform): Promise<RemoteLayers> {
+  /**
+   * Pairs of `codec` from the image or cache artifact at each reference (a reference with neither
+   * adds none), read at the same time; `platform` is awaited only when a reference names an index,
+   * so the reads can start while the image is still being planned.
+   */
+  static async read(sources: RemoteSource[], codec: Codec, platform: Promise<Platform>): Promise<RemoteLayers> {
     const remote = new RemoteLayers();
-    for (const source of sources) {
-      for (const pair of await remote.readPairs(source, platform)) {
-        if (pair.blob.codec === codec) remote.add(pair);
-      }
+    const read = await Promise.all(sources.map((source) => remote.readPairs(source, platform)));
+    for (const pair of read.flat()) {
+      if (pair.blob.codec === codec) remote.add(pair);
     }
     return remote;
   }
@@ -109,7 +112,7 @@ export class RemoteLayers {
     return [...found];
   }
 
-  private async readPairs(source: RemoteSource, platform: Platform): Promise<RemotePair[]> {
+  private async readPairs(source: RemoteSource, platforms: Promise<Platform>): Promise<RemotePair[]> {
     const { client, reference } = source;
     let doc = await readManifest(client, reference);
     if (doc && isCacheArtifact(doc)) {
@@ -118,6 +121,7 @@ export class RemoteLayers {
       return rows.map((row) => ({ diffId: row.diffId, blob: row.blob, recipe: row.recipe, size: row.size, client: source.clientFor(row.repository) }));
     }
     if (doc?.manifests) {
+      const platform = await platforms;
       const entry = doc.manifests.find((m) => m.platform?.architecture === platform.architecture && m.platform.os === platform.os);
       doc = entry ? await readManifest(client, entry.digest) : undefined;
     }
