@@ -53,7 +53,8 @@ function looksLikePath(target: string): boolean {
 
 /** What a one-path change rebuilds under the image's plan and under popularity (bytes are NAR sizes). */
 interface InspectedPlanCost extends PlanComparison {
-  layering: ImageSpec['layering'];
+  /** The image's layering, or `copyToRoot` for buildImage's one layer (not planned, so no strategy). */
+  layering: ImageSpec['layering'] | 'copyToRoot';
 }
 
 async function inspectProjectImage(name: string, opts: InspectOptions): Promise<{ layers: InspectedLayer[]; planCost?: InspectedPlanCost }> {
@@ -83,7 +84,7 @@ async function inspectProjectImage(name: string, opts: InspectOptions): Promise<
   const storeLayers = build.layers.filter((l) => l.storePaths.length > 0).map((l) => l.storePaths);
   // The store-layer budget the build had: base and customisation layers are the layers without store paths.
   const budget = spec!.maxLayers - (build.layers.length - storeLayers.length);
-  return { layers, planCost: { layering: spec!.layering, ...comparePlans(closure, storeLayers, budget) } };
+  return { layers, planCost: { layering: spec!.singleLayer ? 'copyToRoot' : spec!.layering, ...comparePlans(closure, storeLayers, budget) } };
 }
 
 /** The closure the build recorded (sizes and references), or undefined when the cache no longer has every path. */

@@ -109,6 +109,7 @@ test('keepContentsDirlinks: symlinks to directories are copied as those director
   assert.ok(kept.includes('lrwxrwxrwx 0/0 rel -> real'), kept.join('\n'));
   assert.ok(kept.includes(`lrwxrwxrwx 0/0 abs -> ${lib}/share`));
   assert.ok(kept.includes(`-r--r--r-- 0/0 ${lib!.slice(1)}/share/msg`), 'the linked store path is in the closure, so in the layer');
+  assert.match(nixdockOk(dir, ['inspect', 'kept']).stdout, /^ {2}this plan \(copyToRoot\) +mean/m, 'inspect names the one layer, not a layering strategy');
 });
 
 test('contents and copyToRoot together, or keepContentsDirlinks without copyToRoot, are refused (exit 2) naming the field', { skip: missingTools([NIX]) }, (t) => {
