@@ -13,6 +13,7 @@ import { BUSYBOX, NIX_ENV, drv, helloApp, nixBuild } from '../helpers/nix.js';
 import { missingTools } from '../helpers/tools.js';
 import { RUN_FLAGS, podman, tempDir } from '../output/fixtures.js';
 import { nixdockArgv } from '../helpers/cli.js';
+import { REGISTRY_BIN, REGISTRY_PACKAGE, startRegistry } from '../helpers/registry.js';
 import { REPO, nixdock, nixdockOk } from './helpers.js';
 
 const NIX: [string, string] = ['nix-build', 'nix-bin'];
@@ -195,4 +196,21 @@ test('copyToRoot with includeNixDB: the database and the store share nix/ in the
   const names = listLayer(dir, image.layers[0]!.diffId).map((line) => line.split(' ')[2]);
   assert.equal(names.filter((name) => name === 'nix/').length, 1, 'one nix/ entry for the database and the store');
   assert.equal(runImage(t, join(dir, 'out', 'db.tar')), 'store verified\n');
+});
+
+test('copyToRoot pushed: the registry serves the built layer, and a machine with an empty cache pushes the unchanged image uploading nothing', { skip: missingTools([NIX, [REGISTRY_BIN, REGISTRY_PACKAGE], ['skopeo', 'skopeo']]) }, async (t) => {
+  const registry = await startRegistry();
+  t.after(() => registry.stop());
+  const [app] = nixBuild(helloApp('pushed as one layer'));
+  const dir = tempProject(t, { 'nixdock.config.json': { images: [{ name: 'one', tag: 'v1', copyToRoot: [app], config: { Cmd: ['/bin/hello'] } }] } });
+  const built = build(dir, 'one');
+  type Push = { manifestDigest: string; blobs: Array<{ kind: string; action: string; size: number }> };
+  const push = (tag: string) => JSON.parse(nixdockOk(dir, ['push', 'one', `${registry.host}/one:${tag}`, '--json']).stdout) as Push;
+  const cold = push('a');
+  const config = JSON.parse(execFileSync('skopeo', ['inspect', '--tls-verify=false', '--config', `docker://${registry.host}/one:a`], { encoding: 'utf8' }));
+  assert.deepEqual(config.rootfs.diff_ids, diffIds(built));
+  execFileSync('rm', ['-rf', join(dir, '.nixdock'), join(dir, 'out')]);
+  const fresh = push('b');
+  assert.equal(fresh.manifestDigest, cold.manifestDigest);
+  assert.deepEqual(fresh.blobs.filter((blob) => blob.kind === 'layer' && blob.action === 'uploaded'), []);
 });
