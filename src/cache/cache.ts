@@ -12,7 +12,7 @@ import type { ClosureCache, Codec, CompressedBlob, Digest, FingerprintedPathInfo
 import { NixdockError } from '../errors.js';
 import { openDatabase, indexError, INDEX_FILE, type Db, type OpenOptions } from './db.js';
 import { BuildHistory, type BuildRecord, type BuildRecordResult, type BuildStatus } from './history.js';
-import { applyGcPlan, keptImages, planGc, type GcApplied, type GcPlan, type KeptImage } from './gc-plan.js';
+import { applyGcPlan, keptDiffIds, keptImages, planGc, type GcApplied, type GcPlan, type KeptImage } from './gc-plan.js';
 
 export interface BuildCacheOptions extends OpenOptions {
   /**
@@ -240,6 +240,11 @@ export class BuildCache implements ClosureCache {
   /** Per image name with builds: the manifests its kept builds name, its current tag, whether it is building. */
   keptImages(keepBuilds: number): Map<string, KeptImage> {
     return this.db.transaction(() => keptImages(this.db, keepBuilds, this.now())).deferred();
+  }
+
+  /** diff_ids of the layers of the builds gc keeps. */
+  keptDiffIds(keepBuilds: number): Set<string> {
+    return this.db.transaction(() => keptDiffIds(this.db, keepBuilds, this.now())).deferred();
   }
 
   /** Removes the plan's rows; returns what was removed. The caller then deletes the returned blobs' files. */

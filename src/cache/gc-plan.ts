@@ -107,6 +107,16 @@ function digestsToKeep(db: Db, kept: Set<BuildRow>, keptDiffIds: Set<string>, li
   return keep;
 }
 
+/** diff_ids of every layer of the builds gc keeps (base-image layers included): the file caches keep what these use. */
+export function keptDiffIds(db: Db, keepBuilds: number, now: number): Set<string> {
+  const builds = db.prepare(`SELECT id, image, status, started_at, config_digest, manifest_digest FROM builds ORDER BY image, id DESC`).all() as BuildRow[];
+  const running = new Set(builds.filter((b) => b.status === 'running' && b.started_at > now - ABANDONED_AFTER_MS));
+  const layersOf = db.prepare(`SELECT diff_id FROM build_layers WHERE build_id = ?`).pluck();
+  const keep = new Set<string>();
+  for (const build of keptBuilds(builds, keepBuilds, running)) for (const diffId of layersOf.all(build.id) as string[]) keep.add(diffId);
+  return keep;
+}
+
 /** What gc keeps of one image's entries in nixdock's own OCI layouts (see pruneLayouts in ./gc.ts). */
 export interface KeptImage {
   /** Manifest and config digests of the kept builds (each output's manifest, and the build's own). */

@@ -17,12 +17,19 @@ import type { Descriptor, Digest } from '../types.js';
 import type { GcBlob, KeptImage } from './gc-plan.js';
 import type { BuildCache } from './cache.js';
 import { blobPath, liveDigests } from '../formats/oci-layout/blobs.js';
+import { dirname } from 'node:path';
+import { collectCacheFiles, type CacheGcReport } from './gc-files.js';
+
+/** Default of gc.cacheDays. */
+export const DEFAULT_CACHE_DAYS = 7;
 
 export interface GcOptions {
   /** Builds kept per image (newest first). */
   keepBuilds: number;
   /** Report what would go, change nothing. */
   dryRun: boolean;
+  /** collectAllGarbage: cached base-image files unused this many days go, unless a kept build uses them. */
+  cacheDays?: number;
 }
 
 export interface RemovedBlob {
@@ -50,7 +57,18 @@ export interface GcReport {
   /** Store-path rows removed; not computed by a dry run. */
   storePaths?: number;
   blobs: RemovedBlob[];
+  /** Bytes of `blobs`. */
   bytes: number;
+  /** The file caches under cacheDir (base/, pulled/, tmp/), when collectAllGarbage ran. */
+  caches?: CacheGcReport;
+}
+
+/** collectGarbage, then the file caches of the index's cache directory (see ./gc-files.ts). */
+export async function collectAllGarbage(index: BuildCache, opts: GcOptions): Promise<GcReport> {
+  const report = collectGarbage(index, opts);
+  const kept = index.keptDiffIds(opts.keepBuilds);
+  const caches = await collectCacheFiles(dirname(index.file), kept, { cacheDays: opts.cacheDays ?? DEFAULT_CACHE_DAYS, dryRun: opts.dryRun });
+  return { ...report, caches };
 }
 
 export function collectGarbage(index: BuildCache, opts: GcOptions): GcReport {

@@ -1,7 +1,7 @@
 /** `nixdock gc`: remove old images from the output layouts, then the blobs and index rows that the last N builds of each image no longer use. */
 import { Command } from 'commander';
 import { NixdockError } from '../errors.js';
-import { collectGarbage, type GcReport } from '../cache/gc.js';
+import { collectAllGarbage, type GcReport } from '../cache/gc.js';
 import { loadProject, openIndex } from './shared.js';
 import { formatBytes } from '../reporters/console.js';
 
@@ -15,7 +15,7 @@ export interface GcCommandOptions {
 export function register(program: Command): void {
   program
     .command('gc')
-    .description('Remove old images from the output OCI layouts, and blobs and index rows not used by the last N builds of each image')
+    .description('Remove old images from the output OCI layouts, blobs and index rows not used by the last N builds of each image, and cached base images none of those builds use that were not used for gc.cacheDays days')
     .option('-c, --config <file>', 'config file (default: search from the current directory)')
     .option('-k, --keep <n>', 'builds to keep per image (default: gc.keepBuilds of the config, 5)')
     .option('-n, --dry-run', 'show what would be removed, remove nothing')
@@ -31,7 +31,7 @@ export async function runGc(opts: GcCommandOptions): Promise<GcReport> {
   const index = openIndex(config);
   let result: GcReport;
   try {
-    result = collectGarbage(index, { keepBuilds: keepFromFlag ?? config.gc.keepBuilds, dryRun: opts.dryRun === true });
+    result = await collectAllGarbage(index, { keepBuilds: keepFromFlag ?? config.gc.keepBuilds, dryRun: opts.dryRun === true, cacheDays: config.gc.cacheDays });
   } finally {
     index.close();
   }
@@ -57,6 +57,7 @@ function summary(r: GcReport): string {
   const images = r.entries.length ? `${r.entries.length} old image${r.entries.length === 1 ? '' : 's'} from OCI layouts, ` : '';
   return `${verb} ${images}${files} blob file${files === 1 ? '' : 's'} (${formatBytes(r.bytes)}), ` +
     `${r.builds.length} build record${r.builds.length === 1 ? '' : 's'} and ${r.layers} layer record${r.layers === 1 ? '' : 's'}` +
+    `${r.caches ? `, and ${r.caches.files.length} cached base-image file${r.caches.files.length === 1 ? '' : 's'} (${formatBytes(r.caches.bytes)})` : ''}` +
     ` (keeping the last ${r.keepBuilds} build${r.keepBuilds === 1 ? '' : 's'} of each image).`;
 }
 

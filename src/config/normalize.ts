@@ -292,7 +292,7 @@ export function normalizeTopLevel(input: NixdockConfigInput, root: string): Omit
       watch: input.daemon?.watch ?? [],
     },
     cache: { from: input.cache?.from ?? [], ...(input.cache?.registry !== undefined && { registry: input.cache.registry }) },
-    gc: { keepBuilds: input.gc?.keepBuilds ?? 5, afterBuild: input.gc?.afterBuild ?? true },
+    gc: { keepBuilds: input.gc?.keepBuilds ?? 5, afterBuild: input.gc?.afterBuild ?? true, cacheDays: input.gc?.cacheDays ?? 7 },
     specGlobs: specGlobsOf(input.specs),
   };
 }

@@ -343,6 +343,7 @@ export const configSchema = z
       .strictObject({
         keepBuilds: z.number().int().min(0).optional().describe('Builds per image kept by `nixdock gc` (and its OCI layout entries). Default 5'),
         afterBuild: z.boolean().optional().describe('`nixdock watch` runs gc after each successful build, so disk use stays bounded. Default true'),
+        cacheDays: z.number().positive().optional().describe('Cached base-image files (decompressed archives, layer sizes, pulled images) that no kept build uses go after this many days unused. Default 7'),
       })
       .optional()
       .describe('Garbage collection'),

@@ -141,8 +141,8 @@ export interface ResolvedConfig {
   daemon: DaemonConfig;
   /** Registry references pushes reuse layers from (from) and the shared cache repository (registry). */
   cache: { from: string[]; registry?: string };
-  /** keepBuilds: builds per image gc keeps; afterBuild: `watch` runs gc after each successful build. */
-  gc: { keepBuilds: number; afterBuild: boolean };
+  /** keepBuilds: builds per image gc keeps; afterBuild: `watch` runs gc after each successful build; cacheDays: unused cached base files go after this. */
+  gc: { keepBuilds: number; afterBuild: boolean; cacheDays: number };
   images: ImageSpec[];
   /** Every file the config depended on: the config file, what it imports, matched spec files. The daemon watches these. */
   dependencies: string[];

@@ -10,7 +10,7 @@ import type { ImageSpec, ResolvedConfig } from '../config/types.js';
 import { NixdockError, toNixdockError, type SerializedError } from '../errors.js';
 import { EventBus, publicEvent } from '../events.js';
 import { BuildCache } from '../cache/cache.js';
-import { collectGarbage } from '../cache/gc.js';
+import { collectAllGarbage } from '../cache/gc.js';
 import { loadedName } from '../reference.js';
 import { VERSION } from '../version.js';
 import { PROTOCOL_VERSION, type BuildSummaryMessage, type ClientMessage, type ServerMessage } from './protocol.js';
@@ -301,11 +301,11 @@ export class Daemon {
    * Runs on the next turn, after the build's own listeners; gc leaves running builds alone.
    */
   private collectGarbage(): void {
-    this.gcPending ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+    this.gcPending ??= new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
       this.gcPending = undefined;
       if (this.stopped) return;
       try {
-        const report = collectGarbage(this.index, { keepBuilds: this.config.gc.keepBuilds, dryRun: false });
+        const report = await collectAllGarbage(this.index, { keepBuilds: this.config.gc.keepBuilds, dryRun: false, cacheDays: this.config.gc.cacheDays });
         const blobs = report.blobs.reduce((n, blob) => n + blob.dirs.length, 0);
         if (blobs > 0 || report.entries.length > 0) this.publish({ type: 'gc', images: report.entries.map((e) => e.image), blobs, bytes: report.bytes });
       } catch (err) {

@@ -3,7 +3,7 @@
  * decompressed, and checked the first time they are read — uncompressed sha256 against the
  * config's diff_id, and every entry against escaping the root.
  */
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline, type Readable } from 'node:stream';
 import type { Codec, Digest, LayerSource } from '../types.js';
@@ -101,6 +101,8 @@ export class BaseLayer implements LayerSource {
 
   private async cachedSize(): Promise<number | undefined> {
     const text = await readFile(this.sizeFile(), 'utf8').catch(() => undefined);
+    // Marks it used, for gc (src/cache/gc-files.ts).
+    if (text !== undefined) await utimes(this.sizeFile(), new Date(), new Date()).catch(() => undefined);
     const size = Number(text);
     return text !== undefined && Number.isSafeInteger(size) && size >= 0 ? size : undefined;
   }

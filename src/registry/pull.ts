@@ -84,6 +84,7 @@ export async function pullImage(ref: string, opts: PullOptions): Promise<PulledI
     for (const layer of layers) await fetcher.ensure(layer, `layer ${layer.digest}`);
     const name = `${target.registry}/${target.repository}@${manifest.digest}`;
     await layout.commit({ mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.bytes.length }, name);
+    await layout.markUsed([root.digest, manifest.digest]);
     return {
       layoutDir: layout.dir,
       manifestDigest: manifest.digest,

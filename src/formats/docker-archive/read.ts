@@ -9,7 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { access, mkdir, open } from 'node:fs/promises';
+import { mkdir, open, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { NixdockError } from '../../errors.js';
@@ -89,7 +89,8 @@ async function uncompressedArchive(path: string, cacheDir: string): Promise<stri
   if (compression === 'none') return path;
   const key = await sha256File(path);
   const cached = join(cacheDir, 'base', 'archives', `${key}.tar`);
-  if (await exists(cached)) return cached;
+  // The mtime says when it was last used: gc keeps what was used lately (src/cache/gc-files.ts).
+  if (await utimes(cached, new Date(), new Date()).then(() => true, () => false)) return cached;
   await mkdir(join(cacheDir, 'base', 'archives'), { recursive: true });
   await withTempFile(cached, (tmp) => pipeline(createReadStream(path), decompressor(compression), createWriteStream(tmp)));
   return cached;
@@ -162,11 +163,4 @@ async function sha256File(path: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
   return hash.digest('hex');
-}
-
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(
-    () => true,
-    () => false,
-  );
 }

@@ -4,7 +4,7 @@
  * moved into blobs/ only when the whole image checked out, so a bad pull caches nothing.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { NixdockError } from '../../errors.js';
@@ -67,6 +67,12 @@ export class PulledLayout {
     const entry: Descriptor = { ...manifest, annotations: { [REF_NAME]: manifest.digest, [CONTAINERD_NAME]: imageName } };
     index.manifests = [...index.manifests.filter((m) => m.annotations?.[REF_NAME] !== manifest.digest), entry];
     await atomicWrite(join(this.dir, 'index.json'), JSON.stringify(index));
+  }
+
+  /** Sets the mtime of these blobs to now: gc keeps what was used lately (src/cache/gc-files.ts). */
+  async markUsed(digests: Digest[]): Promise<void> {
+    const now = new Date();
+    for (const digest of digests) await utimes(this.blobPath(digest), now, now).catch(() => undefined);
   }
 
   /** Drops whatever is staged (after a failure). */
