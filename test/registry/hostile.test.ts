@@ -240,6 +240,35 @@ describe('3. registry responses are bounded', () => {
     }
   });
 
+  test('an endless token answer stops at the 1 MiB cap', async () => {
+    const realm = await fakeServer((_req, res) => endless(res, Buffer.alloc(64 * 1024, 0x20)));
+    const registry = await fakeServer((_req, res) => json(res, 401, {}, { 'www-authenticate': `Bearer realm="${realm.url}/token"` }));
+    try {
+      await assert.rejects(pullImage(`${registry.host}/img@${digestOf('x')}`, { cacheDir: freshCache(), auth: anonymous, ...fast }), (err: NixdockError) => {
+        assert.equal(err.code, 'REGISTRY');
+        assert.match(err.message, /a token larger than nixdock accepts/);
+        assert.equal(err.expected, `at most ${1024 * 1024} bytes`);
+        return true;
+      });
+    } finally {
+      await registry.stop();
+      await realm.stop();
+    }
+  });
+
+  test('a redirect loop stops after 5 redirects', async () => {
+    const registry = await fakeServer((req, res) => {
+      if (req.path === '/v2/') return json(res, 200, {});
+      res.writeHead(307, { location: `/loop/${Number(req.path.split('/loop/')[1] ?? 0) + 1}` }).end();
+    });
+    try {
+      await assert.rejects(pullImage(`${registry.host}/img@${digestOf('x')}`, { cacheDir: freshCache(), auth: anonymous, ...fast }), (err: NixdockError) => err.code === 'REGISTRY' && /redirected more than 5 times/.test(err.message));
+      assert.equal(registry.requests.filter((r) => r.path.startsWith('/loop/')).length, 5);
+    } finally {
+      await registry.stop();
+    }
+  });
+
   test('a manifest whose Content-Length is over the cap is refused before reading', async () => {
     const registry = await fakeServer((req, res) => {
       if (req.path === '/v2/') return json(res, 200, {});
