@@ -4,6 +4,7 @@
  *   base/sizes/<diff_id hex>    uncompressed sizes of base layers
  *   pulled/                     the pull cache, an OCI layout (index entries, blobs, .staging-*)
  *   tmp/                        work trees of the customisation layer and runAsRoot
+ *   index.sqlite.corrupt-*      damaged indexes moved aside
  *
  * The rule: an item goes when no kept build uses it (its diff_ids are not the layers of a build
  * gc keeps) and nothing used it for `cacheDays` days. "Used" is the file's mtime, which nixdock
@@ -30,7 +31,7 @@ export interface CacheGcOptions {
   now?: number;
 }
 
-export type CacheFileKind = 'archive' | 'size' | 'pulled-image' | 'pulled-blob' | 'temp';
+export type CacheFileKind = 'archive' | 'size' | 'pulled-image' | 'pulled-blob' | 'temp' | 'corrupt-index';
 
 export interface RemovedCacheFile {
   path: string;
@@ -61,6 +62,7 @@ export async function collectCacheFiles(cacheDir: string, kept: ReadonlySet<stri
   await sweepArchives(join(cacheDir, 'base', 'archives'), sweep);
   sweepPulled(join(cacheDir, 'pulled'), sweep);
   sweepTemps(join(cacheDir, 'tmp'), sweep, () => true);
+  sweepCorruptIndexes(cacheDir, sweep);
   return { files: sweep.removed, bytes: sweep.removed.reduce((sum, file) => sum + file.bytes, 0) };
 }
 
@@ -152,6 +154,16 @@ async function archiveDiffIds(path: string): Promise<unknown[][]> {
 
 function usedByKeptBuild(diffIds: unknown[], kept: ReadonlySet<string>): boolean {
   return diffIds.length > 0 && diffIds.every((d) => typeof d === 'string' && kept.has(d));
+}
+
+/**
+ * A damaged index is moved aside for a human to look at (src/cache/db.ts); after cacheDays it goes.
+ * One set aside because a newer nixdock wrote it (`.newer-N`) stays: that nixdock may come back.
+ */
+function sweepCorruptIndexes(cacheDir: string, sweep: Sweep): void {
+  for (const [name, stats] of entries(cacheDir)) {
+    if (/^index\.sqlite\.corrupt-[^/]*$/.test(name) && stats.mtimeMs < sweep.unusedBefore) remove(join(cacheDir, name), 'corrupt-index', stats, sweep);
+  }
 }
 
 /** Temp files and work trees (`matches` picks them among the names) older than a day. */

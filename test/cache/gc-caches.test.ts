@@ -89,6 +89,7 @@ function cacheFiles(): string[] {
     }
   };
   for (const sub of ['base', 'pulled', 'tmp']) walk(join(cache, sub));
+  for (const name of readdirSync(cache)) if (name.startsWith('index.sqlite.')) out.push(name);
   return out.sort();
 }
 
@@ -159,13 +160,19 @@ test('gc removes cached base files no kept build uses once unused for gc.cacheDa
   assert.deepEqual(fresh.caches.files, []);
   assert.deepEqual(cacheFiles(), filled);
 
+  // Damaged indexes moved aside long ago (one by a newer nixdock, which stays).
+  for (const name of ['index.sqlite.corrupt-2026-01-01T00-00-00-000Z', 'index.sqlite.corrupt-2026-01-01T00-00-00-000Z-wal', 'index.sqlite.newer-99']) {
+    writeFileSync(join(project, '.nixdock', name), 'damaged');
+    utimesSync(join(project, '.nixdock', name), Date.now() / 1000 - 60 * DAY, Date.now() / 1000 - 60 * DAY);
+  }
+  const filledAged = cacheFiles();
   // A month later, nothing used since.
   age(30, 'base', 'pulled', 'tmp');
   const dry = JSON.parse((await ok(['gc', '--dry-run', '--json'])).stdout) as { caches: { files: Array<{ path: string; kind: string }>; bytes: number } };
-  assert.deepEqual(cacheFiles(), filled, '--dry-run removes nothing');
+  assert.deepEqual(cacheFiles(), filledAged, '--dry-run removes nothing');
   const report = JSON.parse((await ok(['gc', '--json'])).stdout) as typeof dry;
   assert.deepEqual(report.caches.files.map((f) => f.path).sort(), dry.caches.files.map((f) => f.path).sort(), 'the dry run said what would go');
-  const gone = filled.filter((f) => !cacheFiles().includes(f));
+  const gone = filledAged.filter((f) => !cacheFiles().includes(f));
   const removed = report.caches.files.map((f) => relative(join(project, '.nixdock'), f.path));
 
   // Gone: the archive and the layout only `export` used (its layer's size), the image only `pull` fetched, the leftovers.
@@ -177,6 +184,8 @@ test('gc removes cached base files no kept build uses once unused for gc.cacheDa
   assert.ok(gone.includes('tmp/nixdock-customisation-killed/etc/passwd') && gone.includes('pulled/.staging-killed/blob'), gone.join('\n'));
   assert.ok(removed.includes('tmp/nixdock-customisation-killed') && removed.includes('pulled/.staging-killed'), removed.join('\n'));
   assert.ok(report.caches.bytes > 0);
+  assert.deepEqual(gone.filter((f) => f.startsWith('index.sqlite.')).sort(), ['index.sqlite.corrupt-2026-01-01T00-00-00-000Z', 'index.sqlite.corrupt-2026-01-01T00-00-00-000Z-wal']);
+  assert.ok(cacheFiles().includes('index.sqlite.newer-99'), 'an index of a newer nixdock stays');
 
   // Kept: what the kept builds use, however old.
   const left = cacheFiles();
