@@ -34,12 +34,13 @@ export async function materialiseInto(layout: OciLayout, plan: ImagePlan, ctx: M
     // under its recorded diffId without hashing it again; only the byte count is checked.
     const layer = reused ?? (await layout.writeLayer(ctx.progress.counted(record ? layerSourceWith(source, { diffId: record.diffId }) : source), plan.codec, ctx.signal, record !== undefined));
     if (!reused) await trustBlob(layout, storedBlob(layer, plan.codec), ctx.index);
-    for (const blob of Object.values(layer.compressed)) {
-      if (blob.codec !== 'none') ctx.index.putCompressed(layer.diffId, blob);
-      ctx.index.recordBlobLocation(blob.digest, layout.dir);
-    }
-    ctx.index.recordBlobLocation(layer.diffId, layout.dir);
-    layerDone(ctx, layer, index, Date.now() - started);
+    layerDone(ctx, layer, index, Date.now() - started, () => {
+      for (const blob of Object.values(layer.compressed)) {
+        if (blob.codec !== 'none') ctx.index.putCompressed(layer.diffId, blob);
+        ctx.index.recordBlobLocation(blob.digest, layout.dir);
+      }
+      ctx.index.recordBlobLocation(layer.diffId, layout.dir);
+    });
     layers.push(blobBacked(layer, layout, plan.codec));
   }
   return layers;
@@ -98,11 +99,15 @@ export async function archivePlan(plan: ImagePlan, ctx: MaterialiseContext): Pro
 }
 
 /**
- * A layer is done: its recipe remembered so the next build can reuse it, then reported — in that
- * order, so a layer anyone saw reported survives the build being killed right after.
+ * A layer is done: its recipe remembered so the next build can reuse it (with `alsoRecord`'s rows,
+ * in the same commit), then reported — in that order, so a layer anyone saw reported survives the
+ * build being killed right after.
  */
-export function layerDone(ctx: MaterialiseContext, layer: Layer, index: number, ms = 0): void {
-  ctx.index.recordLayer({ key: layer.source.key, diffId: layer.diffId, size: layer.size, storePaths: [...layer.source.storePaths] });
+export function layerDone(ctx: MaterialiseContext, layer: Layer, index: number, ms = 0, alsoRecord?: () => void): void {
+  ctx.index.together(() => {
+    alsoRecord?.();
+    ctx.index.recordLayer({ key: layer.source.key, diffId: layer.diffId, size: layer.size, storePaths: [...layer.source.storePaths] });
+  });
   ctx.progress.layerDone(layer, index, ms);
 }
 

@@ -261,7 +261,16 @@ export class BuildCache implements ClosureCache {
     this.write(fn);
   }
 
-  /** One IMMEDIATE transaction; failures become NixdockError INDEX (or DISK_FULL). */
+  /**
+   * Runs `fn`'s writes (this index's record…/put… calls) as one transaction: one commit instead
+   * of one each. A build records 2–3 rows per layer; committed one by one, a no-change rebuild of
+   * a 100-layer image spent ~200 commits (0.3–0.6 ms each on the loaded 2-core box) on them.
+   */
+  together<T>(fn: () => T): T {
+    return this.write(fn);
+  }
+
+  /** One IMMEDIATE transaction (a savepoint inside together()); failures become NixdockError INDEX (or DISK_FULL). */
   private write<T>(fn: () => T): T {
     try {
       return this.db.transaction(fn).immediate();
