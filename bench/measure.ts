@@ -40,15 +40,16 @@ export const timed = (cmd: string) => `/usr/bin/time -f 'RSS_KB=%M CPU=%U %S' ${
 export const nixdock = (args: string) => timed(`${process.execPath} ${CLI} ${args}`);
 
 /**
- * The project as a Nix user has it: a nixdock.config.ts naming `./result`, the symlink
+ * The project as a Nix user has it (layers in the spec's `compression`, default none): a nixdock.config.ts naming `./result`, the symlink
  * `nix build -o result` leaves, pointed at `app`. The config is rewritten each time (the same text:
  * the transpile cache still hits), which is the save the watch daemon reacts to.
  */
-export function writeProject(dir: string, app: string): void {
+export function writeProject(dir: string, app: string, compression?: 'none' | 'gzip' | 'zstd'): void {
   const result = join(dir, 'result');
   rmSync(result, { force: true });
   symlinkSync(app, result);
-  writeFileSync(join(dir, 'nixdock.config.ts'), CONFIG);
+  const config = compression ? CONFIG.replace("name: 'synthetic',", `name: 'synthetic', compression: '${compression}',`) : CONFIG;
+  writeFileSync(join(dir, 'nixdock.config.ts'), config);
 }
 
 const CONFIG = `import { realpathSync } from 'node:fs';
