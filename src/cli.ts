@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { registerCommands } from './commands/register.js';
+import type { JsonFailure } from './commands/json.js';
 import { ExitCode, formatError, toNixdockError } from './errors.js';
 import { VERSION } from './version.js';
 
@@ -26,7 +27,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     const error = toNixdockError(err);
     if (program.opts().json || process.argv.includes('--json')) {
-      process.stdout.write(JSON.stringify({ ok: false, error: error.toJSON() }) + '\n');
+      process.stdout.write(JSON.stringify({ ok: false, error: error.toJSON() } satisfies JsonFailure) + '\n');
     }
     process.stderr.write(formatError(error) + '\n');
     if (error.code === 'INTERNAL' && process.env.NIXDOCK_DEBUG) console.error(err);

@@ -7,6 +7,7 @@ import { EventBus } from '../events.js';
 import { attachConsoleReporter } from '../reporters/console.js';
 import { loadedName } from '../reference.js';
 import type { BuildResult, LayerResult, OutputFormat } from '../types.js';
+import type { JsonOk } from './json.js';
 import { interruptSignal, loadProject, openIndex, selectImages } from './shared.js';
 
 export interface BuildCommandOptions {
@@ -51,17 +52,20 @@ export async function runBuild(names: string[], opts: BuildCommandOptions): Prom
     dispose();
     index.close();
   }
-  if (opts.json) process.stdout.write(JSON.stringify({ ok: true, images: summaries.map(jsonSummary) }, null, 2) + '\n');
+  if (opts.json) process.stdout.write(JSON.stringify({ ok: true, images: summaries.map(jsonSummary) } satisfies BuildJson, null, 2) + '\n');
   else process.stderr.write(summaries.map(howToUse).join('\n') + '\n');
   return summaries;
 }
 
 /** An image in `nixdock build --json`: its BuildResult, `image` named `name`, layers without their cache keys. */
-type JsonSummary = { name: BuildResult['image'] } & Pick<BuildResult, 'tag' | 'manifestDigest' | 'configDigest' | 'layersBuilt' | 'layersReused' | 'ms' | 'outputs'> & {
+export type BuildJsonImage = { name: BuildResult['image'] } & Pick<BuildResult, 'tag' | 'manifestDigest' | 'configDigest' | 'layersBuilt' | 'layersReused' | 'ms' | 'outputs'> & {
   layers: Array<Pick<LayerResult, 'diffId' | 'digest' | 'size' | 'built' | 'kind' | 'storePaths'>>;
 };
 
-function jsonSummary(s: BuildResult): JsonSummary {
+/** `nixdock build --json`: one entry per image built. */
+export type BuildJson = JsonOk<{ images: BuildJsonImage[] }>;
+
+function jsonSummary(s: BuildResult): BuildJsonImage {
   return {
     name: s.image,
     tag: s.tag,

@@ -14,6 +14,7 @@ import { hasFormatPrefix, parseImageLocation } from '../image/location.js';
 import { parseReference } from '../reference.js';
 import { withTempFile } from '../util/atomic.js';
 import { projectImage } from './push.js';
+import type { JsonOk } from './json.js';
 import { loadProject, openIndex, projectCacheDir } from './shared.js';
 
 export interface ExportOptions {
@@ -30,6 +31,8 @@ export interface ExportResult {
   layers: number;
 }
 
+export type ExportJson = JsonOk<ExportResult>;
+
 /** What SOURCE names: an image file/directory, or an image of the current project. */
 export type ExportSource = FromImage | { kind: 'project'; name: string };
 
@@ -44,7 +47,7 @@ export function register(program: Command): void {
     .option('--json', 'print the result as JSON')
     .action(async (source: string, out: string, opts: { cacheDir?: string; config?: string; json?: boolean }) => {
       const result = await exportCommand(source, out, { config: opts.config, cacheDir: opts.cacheDir && resolve(opts.cacheDir) });
-      process.stdout.write(opts.json ? `${JSON.stringify({ ok: true, ...result })}\n` : `exported ${result.source} (${result.layers} layers) to ${result.path}\n`);
+      process.stdout.write(opts.json ? `${JSON.stringify({ ok: true, ...result } satisfies ExportJson)}\n` : `exported ${result.source} (${result.layers} layers) to ${result.path}\n`);
     });
 }
 

@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { NixdockError } from '../errors.js';
 import { collectAllGarbage, type GcReport } from '../cache/gc.js';
+import type { JsonOk } from './json.js';
 import { loadProject, openIndex } from './shared.js';
 import { formatBytes } from '../reporters/console.js';
 
@@ -11,6 +12,8 @@ export interface GcCommandOptions {
   dryRun?: boolean;
   json?: boolean;
 }
+
+export type GcJson = JsonOk<GcReport>;
 
 export function register(program: Command): void {
   program
@@ -35,7 +38,7 @@ export async function runGc(opts: GcCommandOptions): Promise<GcReport> {
   } finally {
     index.close();
   }
-  if (opts.json) process.stdout.write(JSON.stringify({ ok: true, ...result }, null, 2) + '\n');
+  if (opts.json) process.stdout.write(JSON.stringify({ ok: true, ...result } satisfies GcJson, null, 2) + '\n');
   else process.stderr.write(summary(result) + '\n');
   return result;
 }

@@ -17,6 +17,7 @@ import type { BuildRecord } from '../cache/history.js';
 import { comparePlans, type PlanComparison } from '../plan/plan.js';
 import { formatBytes } from '../reporters/console.js';
 import type { Closure, LayerSource } from '../types.js';
+import type { JsonOk } from './json.js';
 import { loadProject, openIndex, projectCacheDir, selectImages } from './shared.js';
 
 interface InspectOptions {
@@ -24,7 +25,9 @@ interface InspectOptions {
   json?: boolean;
 }
 
-interface InspectedLayer {
+export type InspectJson = JsonOk<{ target: string; layers: InspectedLayer[]; planCost?: InspectedPlanCost }>;
+
+export interface InspectedLayer {
   diffId: string;
   size: number;
   storePaths: string[];
@@ -42,7 +45,7 @@ export function register(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (target: string, opts: InspectOptions) => {
       const { layers, planCost } = looksLikePath(target) ? { layers: await inspectPath(target, opts), planCost: undefined } : await inspectProjectImage(target, opts);
-      if (opts.json) process.stdout.write(JSON.stringify({ ok: true, target, layers, ...(planCost && { planCost }) }, null, 2) + '\n');
+      if (opts.json) process.stdout.write(JSON.stringify({ ok: true, target, layers, ...(planCost && { planCost }) } satisfies InspectJson, null, 2) + '\n');
       else process.stdout.write(renderLayers(layers) + (planCost ? renderPlanCost(planCost) : ''));
     });
 }

@@ -6,7 +6,10 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { parsePlatform } from '../image/platform.js';
 import { pullImage, type PulledImage } from '../registry/pull.js';
+import type { JsonOk } from './json.js';
 import { interruptSignal, projectCacheDir } from './shared.js';
+
+export type PullJson = JsonOk<PulledImage>;
 
 interface PullCommandOptions {
   config?: string;
@@ -30,7 +33,7 @@ export function register(program: Command): void {
     .option('--json', 'print the result as JSON')
     .action(async (ref: string, opts: PullCommandOptions) => {
       const result = await pullCommand(ref, opts);
-      process.stdout.write(opts.json ? `${JSON.stringify({ ok: true, ...result })}\n` : summary(ref, result));
+      process.stdout.write(opts.json ? `${JSON.stringify({ ok: true, ...result } satisfies PullJson)}\n` : summary(ref, result));
     });
 }
 

@@ -21,8 +21,11 @@ import { planImage } from '../build/plan.js';
 import { EventBus } from '../events.js';
 import { pushPlanned, type PlannedPushOptions, type PlannedPushResult } from '../registry/push-plan.js';
 import type { RemotePair } from '../registry/remote-layers.js';
+import type { JsonOk } from './json.js';
 import { interruptSignal, loadProject, openIndex } from './shared.js';
 import { formatBytes } from '../reporters/console.js';
+
+export type PushJson = JsonOk<PushResult | PlannedPushResult>;
 
 interface PushCommandOptions {
   config?: string;
@@ -49,7 +52,7 @@ export function register(program: Command): void {
     .option('--json', 'print the result (one entry per blob: digest, size, action) as JSON')
     .action(async (image: string, ref: string, opts: PushCommandOptions) => {
       const result = await pushCommand(image, ref, opts);
-      process.stdout.write(opts.json ? `${JSON.stringify({ ok: true, ...result })}\n` : summary(result));
+      process.stdout.write(opts.json ? `${JSON.stringify({ ok: true, ...result } satisfies PushJson)}\n` : summary(result));
     });
 }
 

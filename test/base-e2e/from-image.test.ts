@@ -5,17 +5,20 @@
  * count against maxLayers; a malicious base is refused with nothing written.
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { helloApp } from '../helpers/nix.js';
 import { REGISTRY_BIN, REGISTRY_PACKAGE, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { missingTools } from '../helpers/tools.js';
-import { gzipN, hybridDockerArchive, sha256, skopeoToDockerArchive, tarDirectory, writeOciLayout } from '../base/fixtures.js';
-import { podman, RUN_FLAGS, skopeoConfig } from '../output/fixtures.js';
-import { nixdock, nixdockJson, writeConfig } from '../publish/helpers.js';
+import { gzipN, hybridDockerArchive, skopeoToDockerArchive, tarDirectory, writeOciLayout } from '../helpers/base-images.js';
+import { podman, RUN_FLAGS } from '../helpers/podman.js';
+import { skopeoConfig } from '../helpers/skopeo.js';
+import type { BuildJsonImage } from '../../src/commands/build.js';
+import { nixdock, nixdockJson } from '../helpers/cli.js';
+import { tempProject } from '../helpers/project.js';
+import { sha256 } from '../helpers/bytes.js';
 
 const skip = missingTools([
   [REGISTRY_BIN, REGISTRY_PACKAGE], ['skopeo', 'skopeo'], ['nix-build', 'nix-bin'], ['podman', 'podman'], ['runc', 'runc'], ['busybox', 'busybox-static'], ['tar', 'tar'],
@@ -27,12 +30,6 @@ const APP_CONFIG = {
   Cmd: ['/bin/sh', '-c', 'echo $BASEVAR $SHARED $OWNVAR; cat /etc/base-release; hello'],
 };
 const EXPECTED_OUTPUT = 'from-base own mine\nbusybox base 1\nfrom the nix app';
-
-interface BuiltImage {
-  name: string;
-  tag: string;
-  layers: Array<{ diffId: string; kind: string }>;
-}
 
 /** Layer 1: static busybox with /bin/sh → busybox. Layer 2: /etc/base-release. */
 function baseLayers(work: string): Buffer[] {
@@ -54,14 +51,14 @@ function pushBase(layout: string, registry: TestRegistry, work: string): string 
 }
 
 describe('fromImage end to end', { skip }, () => {
-  let work: string;
+  const project = tempProject({ after });
+  const work = project.dir;
   let registry: TestRegistry;
   let layers: Buffer[];
-  let built: Map<string, BuiltImage>;
+  let built: Map<string, BuildJsonImage>;
   const sources = ['from-archive', 'from-archive-gz', 'from-oci', 'from-registry'];
 
   before(async () => {
-    work = mkdtempSync(join(tmpdir(), 'nixdock-from-image-'));
     registry = await startRegistry();
     layers = baseLayers(work);
     const layout = join(work, 'layout');
@@ -70,22 +67,24 @@ describe('fromImage end to end', { skip }, () => {
     writeFileSync(join(work, 'base.tar.gz'), gzipN(readFileSync(join(work, 'base.tar'))));
     const pinned = pushBase(layout, registry, work);
 
-    writeFileSync(join(work, 'app.nix'), helloApp('from the nix app'));
+    project.write('app.nix', helloApp('from the nix app'));
     const image = (name: string, fromImage: unknown, extra: object = {}) => ({ name, tag: 'e2e', contents: [{ nix: './app.nix' }], config: APP_CONFIG, maxLayers: 5, fromImage, ...extra });
-    writeConfig(work, [
-      image('from-archive', 'docker-archive:base.tar'),
-      image('from-archive-gz', { dockerArchive: 'base.tar.gz' }),
-      image('from-oci', { oci: 'layout', tag: 'v1' }),
-      image('from-registry', pinned),
-      image('too-many', 'oci:layout:v1', { maxLayers: 3 }),
-      image('evil', 'docker-archive:evil.tar'),
-    ]);
-    const result = nixdockJson<{ images: BuiltImage[] }>(work, ['build', ...sources, '--format', 'oci', 'docker-archive']);
+    project.write('nixdock.config.json', {
+      store: 'nix',
+      images: [
+        image('from-archive', 'docker-archive:base.tar'),
+        image('from-archive-gz', { dockerArchive: 'base.tar.gz' }),
+        image('from-oci', { oci: 'layout', tag: 'v1' }),
+        image('from-registry', pinned),
+        image('too-many', 'oci:layout:v1', { maxLayers: 3 }),
+        image('evil', 'docker-archive:evil.tar'),
+      ],
+    });
+    const result = nixdockJson(work, ['build', ...sources, '--format', 'oci', 'docker-archive']);
     built = new Map(result.images.map((i) => [i.name, i]));
   });
   after(async () => {
     await registry?.stop();
-    if (work) rmSync(work, { recursive: true, force: true });
   });
 
   test('each base runs in podman with its shell, its files and its Env (own values win)', () => {

@@ -13,9 +13,10 @@ import { after, before, describe, test } from 'node:test';
 import tar from 'tar-stream';
 import { NixdockError } from '../../src/errors.js';
 import { exportImage } from '../../src/export.js';
-import { podman } from '../output/fixtures.js';
+import { podman } from '../helpers/podman.js';
 import { hasTool } from '../helpers/tools.js';
-import { readAll, writeOciLayout } from './fixtures.js';
+import { writeOciLayout } from '../helpers/base-images.js';
+import { readAll } from '../helpers/bytes.js';
 
 type Entry = { name: string; type?: 'file' | 'directory' | 'symlink' | 'link'; linkname?: string; content?: string };
 

@@ -9,7 +9,8 @@ import { Command } from 'commander';
 import { exportCommand, register } from '../../src/commands/export.js';
 import { exportImage } from '../../src/export.js';
 import { missingTools } from '../helpers/tools.js';
-import { sha256, tarDirectory, writeOciLayout } from './fixtures.js';
+import { tarDirectory, writeOciLayout } from '../helpers/base-images.js';
+import { sha256 } from '../helpers/bytes.js';
 
 /** Writes `files` (path → content, or null for a directory) under a fresh directory. */
 function tree(root: string, files: Record<string, string | null>): string {

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import tar from 'tar-stream';
 import { nixdock } from '../helpers/cli.js';
-import { readAll, sha256, writeOciLayout } from './fixtures.js';
+import { readAll, sha256 } from '../helpers/bytes.js';
+import { writeOciLayout } from '../helpers/base-images.js';
 
 async function tarOf(name: string): Promise<Buffer> {
   const pack = tar.pack();

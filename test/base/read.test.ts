@@ -7,7 +7,8 @@ import { readBaseImage, type BaseImage } from '../../src/base/read.js';
 import { NixdockError } from '../../src/errors.js';
 import { BUSYBOX, nixBuild } from '../helpers/nix.js';
 import { missingTools } from '../helpers/tools.js';
-import { gzipN, hybridDockerArchive, readAll, sha256, skopeoToDockerArchive, tarDirectory, tarStorePaths, writeOciLayout } from './fixtures.js';
+import { gzipN, hybridDockerArchive, skopeoToDockerArchive, tarDirectory, tarStorePaths, writeOciLayout } from '../helpers/base-images.js';
+import { readAll, sha256 } from '../helpers/bytes.js';
 
 const skip = missingTools([
   ['nix-build', 'nix-bin'],

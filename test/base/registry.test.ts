@@ -8,7 +8,8 @@ import { after, before, test } from 'node:test';
 import { readBaseImage } from '../../src/base/read.js';
 import { registryPull } from '../../src/registry/source.js';
 import { missingTools } from '../helpers/tools.js';
-import { imageConfig, readAll, sha256, tarDirectory, writeOciLayout } from './fixtures.js';
+import { imageConfig, tarDirectory, writeOciLayout } from '../helpers/base-images.js';
+import { readAll, sha256 } from '../helpers/bytes.js';
 
 const skip = missingTools([
   ['docker-registry', 'docker-registry'],

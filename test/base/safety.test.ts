@@ -10,7 +10,8 @@ import { checkLayerSafety } from '../../src/tar/safety.js';
 import { NixdockError } from '../../src/errors.js';
 import { exportImage } from '../../src/export.js';
 import { missingTools } from '../helpers/tools.js';
-import { hybridDockerArchive, readAll, tarDirectory, tarStorePaths } from './fixtures.js';
+import { hybridDockerArchive, tarDirectory, tarStorePaths } from '../helpers/base-images.js';
+import { readAll } from '../helpers/bytes.js';
 
 /**
  * Crafted entry by entry with tar-stream, the way an attacker would: each spec is

@@ -6,7 +6,9 @@ import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import { BuildCache } from '../../src/cache/cache.js';
 import { SCHEMA_VERSION } from '../../src/cache/schema.js';
-import { sha256, storePaths, tempDir } from './helpers.js';
+import { storePaths } from './helpers.js';
+import { tempDir } from '../helpers/tmp.js';
+import { sha256 } from '../helpers/bytes.js';
 
 test('an empty file is migrated to the current schema in WAL mode, without a recovery warning', (t) => {
   const cache = tempDir(t);

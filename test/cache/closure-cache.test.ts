@@ -10,7 +10,9 @@ import Database from 'better-sqlite3';
 import { BuildCache } from '../../src/cache/cache.js';
 import { MIGRATIONS, SCHEMA_VERSION } from '../../src/cache/schema.js';
 import type { StorePathInfo } from '../../src/types.js';
-import { sha256, storePaths, tempDir } from './helpers.js';
+import { storePaths } from './helpers.js';
+import { tempDir } from '../helpers/tmp.js';
+import { sha256 } from '../helpers/bytes.js';
 
 /** app → lib → libc, app → data; every path also refers to itself, as Nix reports it. */
 function chain(): { app: StorePathInfo; lib: StorePathInfo; libc: StorePathInfo; data: StorePathInfo; all: StorePathInfo[] } {

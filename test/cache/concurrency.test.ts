@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import Database from 'better-sqlite3';
 import { BuildCache } from '../../src/cache/cache.js';
-import { LAYERS_PER_BUILD, tempDir } from './helpers.js';
+import { LAYERS_PER_BUILD } from './helpers.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const CHILD = fileURLToPath(new URL('./writer-child.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));

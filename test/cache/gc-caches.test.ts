@@ -14,8 +14,9 @@ import { after, before, test } from 'node:test';
 import tar from 'tar-stream';
 import { nixdockArgv, REPO, type CliRun } from '../helpers/cli.js';
 import { NIX_ENV } from '../helpers/nix.js';
-import { gzipN, hybridDockerArchive, readAll, writeOciLayout } from '../base/fixtures.js';
-import { digestOf, fakeServer, json, type FakeServer } from '../registry/fake-registry.js';
+import { gzipN, hybridDockerArchive, writeOciLayout } from '../helpers/base-images.js';
+import { readAll, sha256 } from '../helpers/bytes.js';
+import { fakeServer, json, type FakeServer } from '../registry/fake-registry.js';
 
 const HELLO = '/nix/store/lmyy4dl2bzjln51xcr9cjadm3x1nq9fm-hello-static';
 const DAY = 24 * 60 * 60;
@@ -39,14 +40,14 @@ async function layerTar(name: string): Promise<Buffer> {
 async function registryImage(name: string): Promise<{ manifest: Buffer; blobs: Map<string, Buffer> }> {
   const tarBytes = await layerTar(name);
   const layer = gzipN(tarBytes);
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [digestOf(tarBytes)] }, history: [{ created_by: name }] }));
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [sha256(tarBytes)] }, history: [{ created_by: name }] }));
   const manifest = Buffer.from(JSON.stringify({
     schemaVersion: 2,
     mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: digestOf(config), size: config.length },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: digestOf(layer), size: layer.length }],
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length },
+    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: sha256(layer), size: layer.length }],
   }));
-  return { manifest, blobs: new Map([[digestOf(config), config], [digestOf(layer), layer], [digestOf(manifest), manifest]]) };
+  return { manifest, blobs: new Map([[sha256(config), config], [sha256(layer), layer], [sha256(manifest), manifest]]) };
 }
 
 /** A gzip docker-archive (so reading it fills base/archives) with one layer holding etc/NAME. */
@@ -118,8 +119,8 @@ before(async () => {
     const type = req.path.includes('/manifests/') ? { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } : {};
     res.writeHead(200, { ...type, 'content-length': String(blob.length) }).end(blob);
   });
-  used = `${registry.host}/base@${digestOf(images.used.manifest)}`;
-  unused = `${registry.host}/other@${digestOf(images.unused.manifest)}`;
+  used = `${registry.host}/base@${sha256(images.used.manifest)}`;
+  unused = `${registry.host}/other@${sha256(images.unused.manifest)}`;
   writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'fixture', private: true }));
   await gzipArchive('archive-used');
   await gzipArchive('archive-exported');

@@ -1,21 +1,13 @@
 /** `nixdock gc` as a user runs it: the real CLI in a temporary project, exit codes and --json output. */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { BuildCache } from '../../src/cache/cache.js';
 import { blobPath } from '../../src/formats/oci-layout/blobs.js';
-import { sha256, tempDir } from './helpers.js';
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CLI = join(ROOT, 'src', 'cli.ts');
-const TSX = join(ROOT, 'node_modules', 'tsx', 'dist', 'esm', 'index.mjs');
-
-function nixdock(cwd: string, ...args: string[]) {
-  return spawnSync(process.execPath, ['--import', TSX, CLI, ...args], { cwd, encoding: 'utf8' });
-}
+import { sha256 } from '../helpers/bytes.js';
+import { jsonOf, nixdock } from '../helpers/cli.js';
+import { tempDir } from '../helpers/tmp.js';
 
 /** A project whose index knows two builds of `app`, each with one blob in the blob cache. */
 function project(root: string, keepBuilds: number): { oldBlob: string; newBlob: string } {
@@ -42,15 +34,15 @@ test('nixdock gc --dry-run --json reports, nixdock gc removes; gc.keepBuilds com
   const root = tempDir(t);
   const { oldBlob, newBlob } = project(root, 1);
 
-  const dry = nixdock(root, 'gc', '--dry-run', '--json');
+  const dry = nixdock(root, ['gc', '--dry-run', '--json']);
   assert.equal(dry.status, 0, dry.stderr);
-  const planned = JSON.parse(dry.stdout);
+  const planned = jsonOf('gc', dry);
   assert.equal(planned.ok, true);
   assert.equal(planned.keepBuilds, 1);
-  assert.deepEqual(planned.blobs.map((b: { digest: string }) => b.digest), [sha256('old layer')]);
+  assert.deepEqual(planned.blobs.map((b) => b.digest), [sha256('old layer')]);
   assert.ok(existsSync(oldBlob));
 
-  const real = nixdock(root, 'gc');
+  const real = nixdock(root, ['gc']);
   assert.equal(real.status, 0, real.stderr);
   assert.match(real.stderr, /Removed 1 blob file \(9 B\), 1 build record/);
   assert.equal(existsSync(oldBlob), false);
@@ -60,12 +52,12 @@ test('nixdock gc --dry-run --json reports, nixdock gc removes; gc.keepBuilds com
 test('nixdock gc --keep overrides the config; a bad --keep is bad input (exit 2)', (t) => {
   const root = tempDir(t);
   const { oldBlob } = project(root, 0);
-  const kept = nixdock(root, 'gc', '--keep', '2', '--json');
+  const kept = nixdock(root, ['gc', '--keep', '2', '--json']);
   assert.equal(kept.status, 0, kept.stderr);
-  assert.deepEqual(JSON.parse(kept.stdout).blobs, []);
+  assert.deepEqual(jsonOf('gc', kept).blobs, []);
   assert.ok(existsSync(oldBlob));
 
-  const bad = nixdock(root, 'gc', '--keep', 'many');
+  const bad = nixdock(root, ['gc', '--keep', 'many']);
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /error\[INPUT_INVALID\]: --keep must be a whole number/);
   assert.match(bad.stderr, /found: +"many"/);

@@ -13,7 +13,9 @@ import { BuildCache } from '../../src/cache/cache.js';
 import { blobPath } from '../../src/formats/oci-layout/blobs.js';
 import type { Digest } from '../../src/types.js';
 import { missingTools } from '../helpers/tools.js';
-import { sha256, steppingClock, tempDir } from './helpers.js';
+import { steppingClock } from './helpers.js';
+import { tempDir } from '../helpers/tmp.js';
+import { sha256 } from '../helpers/bytes.js';
 
 interface Blob {
   digest: Digest;

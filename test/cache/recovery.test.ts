@@ -10,7 +10,9 @@ import { test, type TestContext } from 'node:test';
 import Database from 'better-sqlite3';
 import { BuildCache } from '../../src/cache/cache.js';
 import { SCHEMA_VERSION } from '../../src/cache/schema.js';
-import { sha256, storePaths, tempDir } from './helpers.js';
+import { storePaths } from './helpers.js';
+import { tempDir } from '../helpers/tmp.js';
+import { sha256 } from '../helpers/bytes.js';
 
 /** An index with enough rows to span many pages; returns its file. */
 function filledIndex(cache: string): string {

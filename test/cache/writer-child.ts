@@ -6,7 +6,8 @@
  * After every round it prints `round <n>` on stdout.
  */
 import { BuildCache } from '../../src/cache/cache.js';
-import { LAYERS_PER_BUILD, sha256, storePaths } from './helpers.js';
+import { LAYERS_PER_BUILD, storePaths } from './helpers.js';
+import { sha256 } from '../helpers/bytes.js';
 
 const [cacheDir, name, roundsArg, perRoundArg] = process.argv.slice(2) as [string, string, string, string];
 const rounds = roundsArg === 'forever' ? Infinity : Number(roundsArg);

@@ -8,13 +8,13 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { lstatSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { tempProject } from '../config/project.js';
+import { tempProject } from '../helpers/project.js';
 import { BUSYBOX, NIX_ENV, drv, helloApp, nixBuild } from '../helpers/nix.js';
 import { missingTools } from '../helpers/tools.js';
-import { RUN_FLAGS, podman, tempDir } from '../output/fixtures.js';
-import { nixdockArgv } from '../helpers/cli.js';
+import { RUN_FLAGS, podman } from '../helpers/podman.js';
+import { tempDir } from '../helpers/tmp.js';
 import { REGISTRY_BIN, REGISTRY_PACKAGE, startRegistry } from '../helpers/registry.js';
-import { REPO, nixdock, nixdockOk } from './helpers.js';
+import { REPO, nixdock, nixdockArgv, nixdockOk } from '../helpers/cli.js';
 
 const NIX: [string, string] = ['nix-build', 'nix-bin'];
 const TAR: [string, string] = ['tar', 'tar'];
@@ -71,7 +71,7 @@ test('copyToRoot: one layer on the base with the copied root (uid/gid) and the c
         { name: 'app', tag: 'app', fromImage: 'oci:./out/oci:base', copyToRoot: [app], uid: 1000, gid: 100, config: { Cmd: ['/bin/hello'] } },
       ],
     },
-  });
+  }).dir;
   const base = build(dir, 'base');
   const image = build(dir, 'app');
   assert.equal(image.layers.length, base.layers.length + 1, 'the base layers and one more');
@@ -102,7 +102,7 @@ test('keepContentsDirlinks: symlinks to directories are copied as those director
         { name: 'kept', tag: 'kept', copyToRoot: [tree], keepContentsDirlinks: true },
       ],
     },
-  });
+  }).dir;
   const copied = listLayer(dir, build(dir, 'copied').layers.at(-1)!.diffId);
   assert.ok(copied.includes('dr-xr-xr-x 0/0 rel/') && copied.includes('-r--r--r-- 0/0 rel/f'), copied.join('\n'));
   assert.ok(copied.includes('-r--r--r-- 0/0 abs/msg'), 'a link into another store path is copied as its directory');
@@ -115,12 +115,12 @@ test('keepContentsDirlinks: symlinks to directories are copied as those director
 
 test('contents and copyToRoot together, or keepContentsDirlinks without copyToRoot, are refused (exit 2) naming the field', { skip: missingTools([NIX]) }, (t) => {
   const [busybox] = nixBuild(BUSYBOX);
-  const both = tempProject(t, { 'nixdock.config.json': { images: [{ name: 'x', contents: [busybox], copyToRoot: [busybox] }] } });
+  const both = tempProject(t, { 'nixdock.config.json': { images: [{ name: 'x', contents: [busybox], copyToRoot: [busybox] }] } }).dir;
   const run = nixdock(both, ['build']);
   assert.equal(run.status, 2, run.stderr);
   assert.match(run.stderr, /images\[0\]\.copyToRoot/);
   assert.match(run.stderr, /`contents` \(layered, like buildLayeredImage\) or `copyToRoot` \(one layer, like buildImage\), not both/);
-  const stray = tempProject(t, { 'nixdock.config.json': { images: [{ name: 'x', contents: [busybox], keepContentsDirlinks: true }] } });
+  const stray = tempProject(t, { 'nixdock.config.json': { images: [{ name: 'x', contents: [busybox], keepContentsDirlinks: true }] } }).dir;
   const strayRun = nixdock(stray, ['build']);
   assert.equal(strayRun.status, 2, strayRun.stderr);
   assert.match(strayRun.stderr, /images\[0\]\.keepContentsDirlinks/);
@@ -154,7 +154,7 @@ test('copyToRoot with extraCommands, perms, users and runAsRoot: the customisati
         config: { User: 'svc', Cmd: ['/bin/sh', '-c', 'cat /etc/motd; echo state > /var/lib/svc/s && cat /var/lib/svc/s; ls -l /bin/sh'] },
       }],
     },
-  });
+  }).dir;
   const image = build(dir, 'svc');
   assert.equal(image.layers.length, 2, 'the copyToRoot layer and runAsRoot\'s');
   const listing = listLayer(dir, image.layers[0]!.diffId);
@@ -170,7 +170,7 @@ test('copyToRoot unprivileged (uid 1000 in a user namespace): system files and e
   const [etc] = nixBuild(drv('etc-dir', 'export PATH=/usr/bin:/bin; mkdir -p $out/etc; echo x > $out/etc/x'));
   const dir = tempProject(t, {
     'nixdock.config.json': { images: [{ name: 'img', tag: 'v1', copyToRoot: [busybox, etc], users: [{ name: 'alice', uid: 1000 }], extraCommands: 'ln -s busybox bin/true' }] },
-  });
+  }).dir;
   const run = spawnSync('unshare', ['--user', '--map-user=1000', '--map-group=1000', process.execPath, ...nixdockArgv(['build', '--json'])], { cwd: dir, env: NIX_ENV, encoding: 'utf8' });
   assert.equal(run.status, 0, run.stderr);
   const image = (JSON.parse(run.stdout) as { images: Built[] }).images[0]!;
@@ -190,7 +190,7 @@ test('copyToRoot with includeNixDB: the database and the store share nix/ in the
         config: { Cmd: ['/bin/sh', '-c', '/bin/nix-store --verify --check-contents && echo store verified'], Env: ['NIX_CONFIG=build-users-group ='] },
       }],
     },
-  });
+  }).dir;
   const image = build(dir, 'db');
   assert.equal(image.layers.length, 1);
   const names = listLayer(dir, image.layers[0]!.diffId).map((line) => line.split(' ')[2]);
@@ -202,7 +202,7 @@ test('copyToRoot pushed: the registry serves the built layer, and a machine with
   const registry = await startRegistry();
   t.after(() => registry.stop());
   const [app] = nixBuild(helloApp('pushed as one layer'));
-  const dir = tempProject(t, { 'nixdock.config.json': { images: [{ name: 'one', tag: 'v1', copyToRoot: [app], config: { Cmd: ['/bin/hello'] } }] } });
+  const dir = tempProject(t, { 'nixdock.config.json': { images: [{ name: 'one', tag: 'v1', copyToRoot: [app], config: { Cmd: ['/bin/hello'] } }] } }).dir;
   const built = build(dir, 'one');
   type Push = { manifestDigest: string; blobs: Array<{ kind: string; action: string; size: number }> };
   const push = (tag: string) => JSON.parse(nixdockOk(dir, ['push', 'one', `${registry.host}/one:${tag}`, '--json']).stdout) as Push;

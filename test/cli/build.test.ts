@@ -4,28 +4,22 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { tempProject } from '../config/project.js';
+import type { BuildJsonImage } from '../../src/commands/build.js';
+import { tempProject } from '../helpers/project.js';
 import { missingTools } from '../helpers/tools.js';
-import { RUN_FLAGS, helloClosure, podman, skopeoConfig, skopeoManifest, tempDir, type HelloClosure } from '../output/fixtures.js';
-import { nixdockIntoPodman, nixdockOk } from './helpers.js';
+import { helloClosure, type HelloClosure } from '../helpers/nix.js';
+import { RUN_FLAGS, podman } from '../helpers/podman.js';
+import { skopeoConfig, skopeoManifest } from '../helpers/skopeo.js';
+import { nixdockIntoPodman, nixdockJson, nixdockOk } from '../helpers/cli.js';
+import { tempDir } from '../helpers/tmp.js';
+import { sha256 } from '../helpers/bytes.js';
 
 const NIX: [string, string] = ['nix-build', 'nix-bin'];
 const SKOPEO: [string, string] = ['skopeo', 'skopeo'];
 const PODMAN: Array<[string, string]> = [['podman', 'podman'], ['runc', 'runc']];
-
-interface JsonLayer { diffId: string; digest: string; size: number; storePaths: string[] }
-interface JsonImage {
-  name: string;
-  tag: string;
-  manifestDigest: string;
-  configDigest: string;
-  layers: JsonLayer[];
-  outputs: Array<{ format: string; path: string }>;
-}
 
 let closure: HelloClosure | undefined;
 /** The hello-app closure (busybox, data, app), built once per file. */
@@ -40,19 +34,14 @@ function appImage(app: string) {
 
 /** A project with one image `app` of the hello closure, written as nixdock.config.json. */
 function jsonProject(t: Parameters<typeof tempProject>[0], formats = ['oci', 'docker-archive']): string {
-  return tempProject(t, { 'nixdock.config.json': { formats, images: [appImage(hello().app)] } });
+  return tempProject(t, { 'nixdock.config.json': { formats, images: [appImage(hello().app)] } }).dir;
 }
 
-function buildJson(dir: string): JsonImage {
-  const { stdout } = nixdockOk(dir, ['build', '--json']);
-  const result = JSON.parse(stdout) as { ok: boolean; images: JsonImage[] };
+function buildJson(dir: string): BuildJsonImage {
+  const result = nixdockJson(dir, ['build']);
   assert.equal(result.ok, true);
   assert.equal(result.images.length, 1);
   return result.images[0]!;
-}
-
-function sha256(bytes: string | Buffer): string {
-  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 }
 
 test('nixdock build writes out/oci and out/app.tar and tells where they are and how to load them', { skip: missingTools([NIX]) }, (t) => {
@@ -108,7 +97,7 @@ test('the docker-archive runs in podman and the OCI layout unpacks with umoci', 
 
 test('two fresh projects (a .ts and a .json config) build identical digests and derive the same tag', { skip: missingTools([NIX]) }, (t) => {
   const tsConfig = `import { defineConfig } from 'nixdock';\nexport default defineConfig({ images: [${JSON.stringify(appImage(hello().app))}] });\n`;
-  const first = buildJson(tempProject(t, { 'nixdock.config.ts': tsConfig }));
+  const first = buildJson(tempProject(t, { 'nixdock.config.ts': tsConfig }).dir);
   const second = buildJson(jsonProject(t, ['oci']));
   assert.deepEqual(
     { tag: second.tag, manifestDigest: second.manifestDigest, configDigest: second.configDigest },
@@ -139,8 +128,7 @@ test('nixdock stream app | podman load runs; nixdock inspect app lists the layer
 test('inspect of a written archive reads the image itself', { skip: missingTools([NIX]) }, (t) => {
   const dir = jsonProject(t);
   const image = buildJson(dir);
-  const { stdout } = nixdockOk(dir, ['inspect', '--json', join(dir, 'out', 'app.tar')]);
-  const inspected = JSON.parse(stdout) as { layers: Array<{ diffId: string; storePaths: string[] }> };
+  const inspected = nixdockJson(dir, ['inspect', join(dir, 'out', 'app.tar')]);
   assert.deepEqual(inspected.layers.map((l) => l.diffId), image.layers.map((l) => l.diffId));
   assert.deepEqual(inspected.layers.map((l) => l.storePaths), image.layers.map((l) => l.storePaths));
 });

@@ -5,17 +5,17 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { tempProject } from '../config/project.js';
+import { tempProject } from '../helpers/project.js';
 import { NIX_ENV } from '../helpers/nix.js';
-import { edgePaths } from '../layer/fixtures.js';
+import { edgePaths } from '../helpers/edge-paths.js';
 import { missingTools } from '../helpers/tools.js';
-import { tempDir } from '../output/fixtures.js';
-import { nixdockToFile, REPO } from './helpers.js';
+import { nixdockToFile, REPO } from '../helpers/cli.js';
+import { tempDir } from '../helpers/tmp.js';
+import { sha256Hex } from '../helpers/bytes.js';
 
 const NIX: [string, string] = ['nix-build', 'nix-bin'];
 
@@ -30,17 +30,13 @@ function buildBundle(dir: string): string {
   return join(dir, 'dist/bin/nixdock.js');
 }
 
-function sha256(bytes: Buffer): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
-
 test('the bundled bin streams the same bytes as the source, through its tar worker, from a TS config', { skip: missingTools([NIX]) }, (t) => {
   const bin = buildBundle(tempDir(t, 'nixdock-bundle-'));
   // The edge tree is over 8 MiB: its layer is tarred by a worker thread, which the bundle must locate in dist/tar/.
   const { tree } = edgePaths();
   const config = `import { defineConfig } from 'nixdock';\nexport default defineConfig({ store: 'nix', images: [{ name: 'bb', contents: [${JSON.stringify(tree)}] }] });\n`;
-  const bundled = tempProject(t, { 'nixdock.config.ts': config });
-  const source = tempProject(t, { 'nixdock.config.ts': config });
+  const bundled = tempProject(t, { 'nixdock.config.ts': config }).dir;
+  const source = tempProject(t, { 'nixdock.config.ts': config }).dir;
 
   // Plain node, no tsx: as the installed bin runs.
   const env = { ...NIX_ENV, NODE_OPTIONS: '', XDG_CACHE_HOME: tempDir(t, 'nixdock-bundle-xdg-') };
@@ -50,7 +46,7 @@ test('the bundled bin streams the same bytes as the source, through its tar work
   const expected = nixdockToFile(source, ['stream', 'bb', '-q'], fromSource);
   assert.equal(expected.status, 0, expected.stderr);
   assert.ok(run.stdout.length > 8 << 20, 'a layer big enough for the worker');
-  assert.equal(sha256(run.stdout), sha256(readFileSync(fromSource)));
+  assert.equal(sha256Hex(run.stdout), sha256Hex(readFileSync(fromSource)));
 });
 
 test('through the bundled bin, a registry fromImage that cannot be reached is a REGISTRY error with its exit code', async (t) => {
@@ -63,7 +59,7 @@ test('through the bundled bin, a registry fromImage that cannot be reached is a 
     });
   });
   const ref = `127.0.0.1:${port}/base@sha256:${'0'.repeat(64)}`;
-  const project = tempProject(t, {
+  const { dir: project } = tempProject(t, {
     'store/.keep': '',
     'nixdock.config.ts': `export default { store: { type: 'dir', path: './store' }, images: [{ name: 'app', fromImage: ${JSON.stringify(ref)} }] };\n`,
   });

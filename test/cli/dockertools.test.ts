@@ -4,15 +4,17 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { tempProject } from '../config/project.js';
+import { tempProject } from '../helpers/project.js';
 import { BUSYBOX, NIX_ENV, drv, nixBuild } from '../helpers/nix.js';
 import { missingTools } from '../helpers/tools.js';
-import { RUN_FLAGS, podman, tempDir } from '../output/fixtures.js';
-import { copyFromRepo, nixdock, nixdockOk, nixdockToFile, snapshot } from './helpers.js';
+import { RUN_FLAGS, podman } from '../helpers/podman.js';
+import { nixdock, nixdockJson, nixdockOk, nixdockToFile } from '../helpers/cli.js';
+import { copyFromRepo, snapshot } from './helpers.js';
+import { tempDir } from '../helpers/tmp.js';
+import { sha256Hex } from '../helpers/bytes.js';
 
 const NIX: [string, string] = ['nix-build', 'nix-bin'];
 const BWRAP: [string, string] = ['bwrap', 'bubblewrap'];
@@ -37,7 +39,7 @@ function runImage(t: Parameters<typeof tempDir>[0], archive: string, args: strin
 }
 
 function project(t: Parameters<typeof tempProject>[0], image: object): string {
-  return tempProject(t, { 'nixdock.config.json': { formats: ['oci', 'docker-archive'], images: [{ name: 'img', ...image }] } });
+  return tempProject(t, { 'nixdock.config.json': { formats: ['oci', 'docker-archive'], images: [{ name: 'img', ...image }] } }).dir;
 }
 
 test('extraCommands: a store path it links to joins the image, and the link works at run time', { skip: missingTools([NIX, BWRAP, ...PODMAN]) }, (t) => {
@@ -85,17 +87,17 @@ test('created: "now" changes the config only: file mtimes stay at 1970 and every
   const { busybox } = fixtures();
   const fixed = project(t, { contents: [busybox], created: '2024-01-01T00:00:00Z' });
   const now = project(t, { contents: [busybox], created: 'now' });
-  const layersOf = (dir: string) => (JSON.parse(nixdockOk(dir, ['build', '--json']).stdout) as { images: Array<{ layers: Array<{ diffId: string }> }> }).images[0]!.layers.map((l) => l.diffId);
+  const layersOf = (dir: string) => nixdockJson(dir, ['build']).images[0]!.layers.map((l) => l.diffId);
   assert.deepEqual(layersOf(now), layersOf(fixed));
 });
 
 test('stream --nixpkgs-conf inside a project with a `dir` store reads the conf\'s paths from its store_dir', { skip: missingTools([NIX, ['tar', 'tar']]) }, (t) => {
   const { busybox } = fixtures();
-  const dir = tempProject(t, { 'nixdock.config.json': { store: { type: 'dir', path: './store' }, images: [] }, 'store/.keep': '' });
+  const { dir } = tempProject(t, { 'nixdock.config.json': { store: { type: 'dir', path: './store' }, images: [] }, 'store/.keep': '' });
   const layerDir = join(dir, 'custom');
   mkdirSync(join(layerDir, 'tree'), { recursive: true });
   execFileSync('tar', ['--owner=0', '--group=0', '--numeric-owner', '--mtime=@1', '-C', join(layerDir, 'tree'), '-cf', join(layerDir, 'layer.tar'), '.']);
-  writeFileSync(join(layerDir, 'checksum'), createHash('sha256').update(readFileSync(join(layerDir, 'layer.tar'))).digest('hex'));
+  writeFileSync(join(layerDir, 'checksum'), sha256Hex(readFileSync(join(layerDir, 'layer.tar'))));
   const conf = {
     architecture: 'amd64', config: { Cmd: ['/bin/sh'] }, created: '1970-01-01T00:00:01Z', mtime: '1970-01-01T00:00:01Z',
     uid: 0, gid: 0, uname: 'root', gname: 'root', store_dir: '/nix/store', from_image: null,
@@ -198,7 +200,7 @@ function runAsRootProject(t: Parameters<typeof tempProject>[0], runAsRoot: strin
       ],
     },
     'rootfs/etc/base-file': 'from-base\n',
-  });
+  }).dir;
 }
 
 const RUN_AS_ROOT = 'rm /etc/base-file; mkdir -p /var/lib/svc; chown 1000:1000 /var/lib/svc; echo hi > /hello';
@@ -242,7 +244,7 @@ test('runAsRoot without bubblewrap on PATH: TOOL_MISSING (exit 3) naming it', { 
 });
 
 test('examples/dockertools: every image builds and runs in podman as its comment says', { skip: missingTools([NIX, BWRAP, ['busybox', 'busybox-static'], ...PODMAN]) }, (t) => {
-  const dir = tempProject(t, {});
+  const { dir } = tempProject(t, {});
   copyFromRepo(dir, ['examples/dockertools']);
   const project = join(dir, 'examples', 'dockertools');
   nixdockOk(project, ['build', 'shell']);
@@ -259,7 +261,7 @@ test('examples/dockertools: every image builds and runs in podman as its comment
 
 test('fromImageName/fromImageTag choose one image of a multi-image docker-archive (podman save -m)', { skip: missingTools([NIX, ...PODMAN]) }, (t) => {
   const { busybox } = fixtures();
-  const dir = tempProject(t, {
+  const { dir } = tempProject(t, {
     'nixdock.config.json': {
       formats: ['docker-archive'],
       images: [

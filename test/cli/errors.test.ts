@@ -8,10 +8,11 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import type { SerializedError } from '../../src/errors.js';
-import { tempProject } from '../config/project.js';
+import { tempProject } from '../helpers/project.js';
 import { helloApp, nixBuild } from '../helpers/nix.js';
 import { missingTools } from '../helpers/tools.js';
-import { envWithoutNix, nixdock, nixdockOk, snapshot } from './helpers.js';
+import { jsonFailure, nixdock, nixdockOk } from '../helpers/cli.js';
+import { envWithoutNix, snapshot } from './helpers.js';
 
 const NIX_EXPRESSION_ERROR = 'nixdock-test: this expression is broken on purpose';
 const NIX_BUILD_ERROR = 'nixdock-test: this builder fails on purpose';
@@ -30,7 +31,7 @@ interface BadCase {
 test('bad input: clear errors, exit codes, --json errors, and the last good outputs stay as they were', { skip: missingTools([['nix-build', 'nix-bin']]) }, async (t) => {
   const [app] = nixBuild(helloApp('the good build'));
   const good = { name: 'app', contents: [app], config: { Cmd: ['/bin/hello'] } };
-  const dir = tempProject(t, {
+  const { dir } = tempProject(t, {
     'app.nix': helloApp('the good build'),
     'broken-eval.nix': `throw "${NIX_EXPRESSION_ERROR}"`,
     'broken-build.nix': `derivation { name = "broken"; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" "echo '${NIX_BUILD_ERROR}' >&2; exit 1" ]; }`,
@@ -87,7 +88,7 @@ test('bad input: clear errors, exit codes, --json errors, and the last good outp
       configure(bad.image ?? good);
       const run = nixdock(dir, ['build', '--json', ...(bad.args ?? [])], bad.env?.(t));
       assert.equal(run.status, bad.exit, run.stderr);
-      const printed = JSON.parse(run.stdout) as { ok: boolean; error: SerializedError };
+      const printed = jsonFailure(run);
       assert.equal(printed.ok, false);
       assert.equal(printed.error.code, bad.code);
       assert.ok(printed.error.message.length > 0);
@@ -99,7 +100,7 @@ test('bad input: clear errors, exit codes, --json errors, and the last good outp
 });
 
 test('nixdock build where no config is found says how to create one (exit 2)', (t) => {
-  const dir = tempProject(t, {});
+  const { dir } = tempProject(t, {});
   const run = nixdock(dir, ['build']);
   assert.equal(run.status, 2, run.stderr);
   assert.match(run.stderr, /^error\[CONFIG_NOT_FOUND\]: /m);

@@ -6,10 +6,12 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { tempProject } from '../config/project.js';
+import { tempProject } from '../helpers/project.js';
 import { missingTools } from '../helpers/tools.js';
-import { RUN_FLAGS, podman, tempDir } from '../output/fixtures.js';
-import { REPO, copyFromRepo, envWithoutNix, nixdock, nixdockOk } from './helpers.js';
+import { RUN_FLAGS, podman } from '../helpers/podman.js';
+import { REPO, nixdock, nixdockOk } from '../helpers/cli.js';
+import { copyFromRepo, envWithoutNix } from './helpers.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const PODMAN: Array<[string, string]> = [['podman', 'podman'], ['runc', 'runc']];
 
@@ -28,7 +30,7 @@ function greetingOf(storeDir: string): string {
 }
 
 test('the default example (nixdock.config.ts + examples/store) builds without Nix and runs in podman', { skip: missingTools(PODMAN) }, (t) => {
-  const dir = tempProject(t, {});
+  const { dir } = tempProject(t, {});
   copyFromRepo(dir, ['nixdock.config.ts', 'examples/store']);
   const { stderr } = nixdockOk(dir, ['build'], envWithoutNix(t));
   const archive = join(dir, 'out', 'hello.tar');
@@ -37,7 +39,7 @@ test('the default example (nixdock.config.ts + examples/store) builds without Ni
 });
 
 test('examples/nix builds with Nix and its image prints the greeting', { skip: missingTools([['nix-build', 'nix-bin'], ['busybox', 'busybox-static'], ...PODMAN]) }, (t) => {
-  const dir = tempProject(t, {});
+  const { dir } = tempProject(t, {});
   copyFromRepo(dir, ['examples/nix']);
   const project = join(dir, 'examples', 'nix');
   nixdockOk(project, ['build']);
@@ -45,7 +47,7 @@ test('examples/nix builds with Nix and its image prints the greeting', { skip: m
 });
 
 test('examples/nix without Nix on PATH: NIX_MISSING names the package nix-bin (exit 3)', (t) => {
-  const dir = tempProject(t, {});
+  const { dir } = tempProject(t, {});
   copyFromRepo(dir, ['examples/nix']);
   const run = nixdock(join(dir, 'examples', 'nix'), ['build'], envWithoutNix(t));
   assert.equal(run.status, 3, run.stderr);

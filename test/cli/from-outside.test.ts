@@ -8,11 +8,12 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { tempProject } from '../config/project.js';
+import { tempProject } from '../helpers/project.js';
 import { NIX_ENV, helloApp } from '../helpers/nix.js';
 import { missingTools } from '../helpers/tools.js';
-import { podman, podmanStoreFlags, RUN_FLAGS, tempDir } from '../output/fixtures.js';
-import { nixdock, nixdockOk, REPO } from './helpers.js';
+import { nixdock, nixdockOk, REPO } from '../helpers/cli.js';
+import { podman, podmanStoreFlags, RUN_FLAGS } from '../helpers/podman.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const NIX = missingTools([['nix-instantiate', 'nix-bin']]);
 const PODMAN = missingTools([['nix-build', 'nix-bin'], ['podman', 'podman'], ['runc', 'runc']]);
@@ -24,7 +25,7 @@ test('flake.nix, default.nix and nix/lib.nix are valid Nix', { skip: NIX }, () =
 });
 
 test('nixdock init writes a config that builds the project\'s default.nix, and refuses to overwrite it', { skip: PODMAN }, (t) => {
-  const dir = tempProject(t, { 'default.nix': helloApp('made by init'), '.gitignore': 'node_modules\n' });
+  const { dir } = tempProject(t, { 'default.nix': helloApp('made by init'), '.gitignore': 'node_modules\n' });
   const { stderr } = nixdockOk(dir, ['init', '--name', 'hello']);
   assert.match(stderr, /Wrote .*nixdock\.config\.ts \(image "hello" from \.\/default\.nix\)/);
   assert.match(stderr, /npx nixdock build/);
@@ -70,7 +71,7 @@ test('nix/lib.nix: dockerTools arguments become a spec with the store paths as r
 });
 
 test('nix/lib.nix: buildLayeredImage writes a spec file that specs: picks up and nixdock builds into an image that runs', { skip: PODMAN }, (t) => {
-  const dir = tempProject(t, {
+  const { dir } = tempProject(t, {
     'image.nix': imageNix('buildLayeredImage'),
     'nixdock.config.json': { specs: ['nixdock-hello.json'], formats: ['docker-archive'] },
   });

@@ -8,15 +8,15 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { tempProject } from '../config/project.js';
+import { tempProject } from '../helpers/project.js';
 import { missingTools } from '../helpers/tools.js';
-import { helloClosure, tempDir } from '../output/fixtures.js';
-import { nixdockOk } from './helpers.js';
+import type { BuildJsonImage } from '../../src/commands/build.js';
+import { nixdockJson, nixdockOk } from '../helpers/cli.js';
+import { helloClosure } from '../helpers/nix.js';
+import { tempDir } from '../helpers/tmp.js';
 
-interface Built { tag: string; manifestDigest: string; configDigest: string; layers: Array<{ diffId: string }> }
-
-function build(dir: string): Built {
-  return (JSON.parse(nixdockOk(dir, ['build', '--json']).stdout) as { images: Built[] }).images[0]!;
+function build(dir: string): BuildJsonImage {
+  return nixdockJson(dir, ['build']).images[0]!;
 }
 
 function blobs(layout: string): Set<string> {
@@ -29,22 +29,22 @@ function entries(layout: string): Array<{ digest: string; annotations: Record<st
 
 test('gc --keep 1 leaves one image in a layout that three builds wrote, with exactly its blobs', { skip: missingTools([['nix-build', 'nix-bin'], ['skopeo', 'skopeo']]) }, (t) => {
   const { app } = helloClosure('gc keeps what is current');
-  const dir = tempProject(t, {
+  const { dir } = tempProject(t, {
     'nixdock.config.json': { images: [{ name: 'app', contents: [app, './rootfs'], config: { Cmd: ['/bin/hello'] } }] },
     'rootfs/etc/round': '1',
   });
   const layout = join(dir, 'out', 'oci');
-  const builds: Built[] = [];
+  const builds: BuildJsonImage[] = [];
   for (const round of ['1', '2', '3']) {
     writeFileSync(join(dir, 'rootfs', 'etc', 'round'), `round ${round}\n`);
     builds.push(build(dir));
   }
-  const [first, , last] = builds as [Built, Built, Built];
+  const [first, , last] = builds as [BuildJsonImage, BuildJsonImage, BuildJsonImage];
   assert.equal(new Set(builds.map((b) => b.tag)).size, 3, 'each build has its own derived tag');
   assert.equal(entries(layout).length, 3);
   const before = blobs(layout);
 
-  const dry = JSON.parse(nixdockOk(dir, ['gc', '--keep', '1', '--dry-run', '--json']).stdout) as { entries: unknown[]; bytes: number };
+  const dry = nixdockJson(dir, ['gc', '--keep', '1', '--dry-run']);
   assert.equal(dry.entries.length, 2);
   assert.deepEqual(blobs(layout), before, 'a dry run removes nothing');
 
@@ -55,7 +55,7 @@ test('gc --keep 1 leaves one image in a layout that three builds wrote, with exa
   // Left: the last build's manifest, config and layers; gone: the two older customisation layers, configs and manifests.
   const wanted = new Set([last.manifestDigest, last.configDigest, ...last.layers.map((l) => l.diffId)]);
   assert.deepEqual(blobs(layout), wanted);
-  assert.ok(!existsSync(join(layout, 'blobs', 'sha256', first.manifestDigest.slice(7))));
+  assert.ok(!existsSync(join(layout, 'blobs', 'sha256', first.manifestDigest!.slice(7))));
 
   const tmp = tempDir(t, 'nixdock-gc-skopeo-');
   const inspected = JSON.parse(execFileSync('skopeo', ['--tmpdir', tmp, 'inspect', `oci:${layout}:${last.tag}`], { encoding: 'utf8' })) as { Layers: string[] };
@@ -71,7 +71,7 @@ test('gc --keep 1 leaves one image in a layout that three builds wrote, with exa
 
 test('gc leaves images it did not build in a layout alone', { skip: missingTools([['nix-build', 'nix-bin'], ['skopeo', 'skopeo']]) }, (t) => {
   const { app } = helloClosure('gc keeps what is current');
-  const dir = tempProject(t, {
+  const { dir } = tempProject(t, {
     'nixdock.config.json': { images: [{ name: 'app', tag: 'dev', contents: [app], config: { Cmd: ['/bin/hello'] } }] },
   });
   const layout = join(dir, 'out', 'oci');

@@ -8,10 +8,12 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadedName } from '../../src/reference.js';
-import { tempProject } from '../config/project.js';
+import { tempProject } from '../helpers/project.js';
 import { missingTools } from '../helpers/tools.js';
-import { helloClosure, podman, podmanStoreFlags, RUN_FLAGS, tempDir } from '../output/fixtures.js';
-import { nixdockOk } from './helpers.js';
+import { nixdockOk } from '../helpers/cli.js';
+import { helloClosure } from '../helpers/nix.js';
+import { podman, podmanStoreFlags, RUN_FLAGS } from '../helpers/podman.js';
+import { tempDir } from '../helpers/tmp.js';
 
 test('podman qualifies names without a registry with localhost/; docker and registry names stay as they are', () => {
   assert.equal(loadedName('podman', 'app', 'dev'), 'localhost/app:dev');
@@ -25,7 +27,7 @@ const tools = missingTools([['nix-build', 'nix-bin'], ['skopeo', 'skopeo'], ['po
 
 test('the printed load commands store the image under the name the printed run command uses', { skip: tools }, (t) => {
   const { app, message } = helloClosure('named as podman names it');
-  const dir = tempProject(t, {
+  const { dir } = tempProject(t, {
     'nixdock.config.json': { formats: ['oci', 'docker-archive'], images: [{ name: 'team/app', tag: 'dev', contents: [app], config: { Cmd: ['/bin/hello'] } }] },
   });
   const { stderr } = nixdockOk(dir, ['build']);

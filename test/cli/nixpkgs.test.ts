@@ -8,12 +8,16 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { tempProject } from '../config/project.js';
+import { tempProject } from '../helpers/project.js';
 import { missingTools } from '../helpers/tools.js';
-import { referenceLayers, sha256 } from '../layer/fixtures.js';
-import { RUN_FLAGS, helloClosure, podman, skopeoConfig, tempDir } from '../output/fixtures.js';
+import { helloClosure } from '../helpers/nix.js';
+import { referenceLayers } from '../helpers/nixpkgs-reference.js';
+import { RUN_FLAGS, podman } from '../helpers/podman.js';
+import { skopeoConfig } from '../helpers/skopeo.js';
 import type { TarSettings } from '../../src/types.js';
-import { nixdockToFile } from './helpers.js';
+import { nixdockToFile } from '../helpers/cli.js';
+import { tempDir } from '../helpers/tmp.js';
+import { sha256 } from '../helpers/bytes.js';
 
 const NEEDS = missingTools([['nix-build', 'nix-bin'], ['python3', 'python3'], ['tar', 'tar'], ['skopeo', 'skopeo'], ['podman', 'podman'], ['runc', 'runc']]);
 
@@ -36,7 +40,7 @@ function customisationLayer(dir: string, app: string): string {
 test('nixdock stream --nixpkgs-conf writes nixpkgs\' layers without a nixdock config, and podman runs it', { skip: NEEDS }, (t) => {
   const closure = helloClosure('hello from a nixpkgs conf.json');
   const [busybox, data, app] = closure.paths as [string, string, string];
-  const dir = tempProject(t, {});
+  const { dir } = tempProject(t, {});
   const storeLayers = [[busybox], [data, app]];
   const conf = {
     architecture: 'amd64',

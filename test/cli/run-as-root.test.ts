@@ -7,12 +7,12 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { lstatSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { tempProject } from '../config/project.js';
-import { nixdockArgv } from '../helpers/cli.js';
+import { nixdockArgv, nixdockOk } from '../helpers/cli.js';
 import { BUSYBOX, NIX_ENV, drv, nixBuild } from '../helpers/nix.js';
 import { missingTools } from '../helpers/tools.js';
-import { RUN_FLAGS, podman, tempDir } from '../output/fixtures.js';
-import { nixdockOk } from './helpers.js';
+import { RUN_FLAGS, podman } from '../helpers/podman.js';
+import { tempProject } from '../helpers/project.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const NIX: [string, string] = ['nix-build', 'nix-bin'];
 const BWRAP: [string, string] = ['bwrap', 'bubblewrap'];
@@ -34,7 +34,7 @@ test('runAsRoot: a store path its output names joins the closure, so the link wo
       formats: ['oci', 'docker-archive'],
       images: [{ name: 'img', contents: [busybox], runAsRoot: `mkdir -p /etc; ln -s ${lib}/share/msg /etc/msg`, config: { Cmd: ['/bin/cat', '/etc/msg'] } }],
     },
-  });
+  }).dir;
   const built = JSON.parse(nixdockOk(dir, ['build', '--json']).stdout) as { images: Array<{ layers: Array<{ storePaths: string[] }> }> };
   const storePaths = built.images[0]!.layers.flatMap((layer) => layer.storePaths);
   assert.ok(storePaths.includes(lib!), `${lib} is in a store layer: ${storePaths.join(', ')}`);
@@ -62,7 +62,7 @@ test('runAsRoot and extraCommands without user namespaces: TOOL_MISSING (exit 3)
         { name: 'extra', contents: [busybox], extraCommands: 'mkdir -p etc' },
       ],
     },
-  });
+  }).dir;
   for (const [image, field] of [['root-script', 'runAsRoot'], ['extra', 'extraCommands']] as const) {
     const run = nixdockWithoutUserNamespaces(dir, ['build', image]);
     assert.equal(run.status, 3, run.stderr);
@@ -87,7 +87,7 @@ test('enableFakechroot: fakeRootCommands see the image root as / (the store read
       }],
     },
     'rootfs/etc/marker': 'the image root\n',
-  });
+  }).dir;
   const built = JSON.parse(nixdockOk(dir, ['build', '--json']).stdout) as { images: Array<{ layers: Array<{ diffId: string }> }> };
   const blob = join(dir, 'out', 'oci', 'blobs', 'sha256', built.images[0]!.layers.at(-1)!.diffId.replace('sha256:', ''));
   const listing = execFileSync('tar', ['--numeric-owner', '-tvf', blob], { encoding: 'utf8' });
@@ -106,7 +106,7 @@ test('enableFakechroot: fakeRootCommands see the image root as / (the store read
 
 test('enableFakechroot without fakeRootCommands is refused (exit 2) naming the field', { skip: missingTools([NIX]) }, (t) => {
   const [busybox] = nixBuild(BUSYBOX);
-  const dir = tempProject(t, { 'nixdock.config.json': { images: [{ name: 'x', contents: [busybox], enableFakechroot: true }] } });
+  const dir = tempProject(t, { 'nixdock.config.json': { images: [{ name: 'x', contents: [busybox], enableFakechroot: true }] } }).dir;
   const run = spawnSync(process.execPath, nixdockArgv(['build']), { cwd: dir, env: NIX_ENV, encoding: 'utf8' });
   assert.equal(run.status, 2, run.stderr);
   assert.match(run.stderr, /images\[0\]\.enableFakechroot/);

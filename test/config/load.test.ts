@@ -5,12 +5,13 @@ import { test } from 'node:test';
 import { loadConfig, loadSpecFile } from '../../src/config/load.js';
 import { needTool } from '../helpers/tools.js';
 import { helloApp, nixBuild } from '../helpers/nix.js';
-import { rejectsWith, tempProject } from './project.js';
+import { rejectsWith } from '../helpers/errors.js';
+import { tempProject } from '../helpers/project.js';
 
 const STORE_PATH = '/nix/store/0123456789abcdfghijklmnpqrsvwxyz-hello-1.0';
 
 test('nixdock.config.ts importing defineConfig from "nixdock" and a local module loads, with its dependencies', async (t) => {
-  const dir = tempProject(t, {
+  const { dir } = tempProject(t, {
     'nixdock.config.ts': `
       import { defineConfig } from 'nixdock';
       import { base } from './shared/base';
@@ -55,7 +56,7 @@ test('every config file format is found: .mjs, .json, .nixdockrc, package.json k
     ['nixdock.config.cjs', { 'nixdock.config.cjs': `module.exports = { images: ${JSON.stringify([image])} };` }],
   ];
   for (const [file, files] of cases) {
-    const dir = tempProject(t, files);
+    const { dir } = tempProject(t, files);
     const config = await loadConfig({ cwd: dir });
     assert.equal(config.configFile, join(dir, file), file);
     assert.deepEqual(config.images[0]?.contents, [{ kind: 'storePath', path: STORE_PATH }], file);
@@ -63,7 +64,7 @@ test('every config file format is found: .mjs, .json, .nixdockrc, package.json k
 });
 
 test('spec files: JSON, TS with defineImage, {images: […]}, arrays; paths relative to the spec file', async (t) => {
-  const dir = tempProject(t, {
+  const { dir } = tempProject(t, {
     'nixdock.config.json': { specs: ['images/*.json', 'specs/**/*.ts'], store: { type: 'nix', storeDir: '/nix/store' } },
     'images/one.json': { name: 'one', contents: ['./root/', '../default.nix#app', '.#pkg', 'nixpkgs#hello'], watch: ['src/**'] },
     'images/root/etc/motd': 'hi',
@@ -99,7 +100,7 @@ test('spec files: JSON, TS with defineImage, {images: […]}, arrays; paths rela
 });
 
 test('defaults follow dockerTools and the host platform', async (t) => {
-  const dir = tempProject(t, { 'nixdock.config.json': { images: [{ name: 'd' }] } });
+  const { dir } = tempProject(t, { 'nixdock.config.json': { images: [{ name: 'd' }] } });
   const [image] = (await loadConfig({ cwd: dir })).images;
   const host = { x64: 'amd64', arm64: 'arm64' }[process.arch as 'x64' | 'arm64'];
   assert.ok(image);
@@ -114,39 +115,39 @@ test('defaults follow dockerTools and the host platform', async (t) => {
 test('a real Nix store path in contents is taken as a store path', async (t) => {
   if (!needTool(t, 'nix-build', 'nix-bin')) return;
   const [hello] = nixBuild(helloApp());
-  const dir = tempProject(t, { 'nixdock.config.json': { images: [{ name: 'hello', contents: [hello, { storePath: hello }], config: { Cmd: [`${hello}/bin/hello`] } }] } });
+  const { dir } = tempProject(t, { 'nixdock.config.json': { images: [{ name: 'hello', contents: [hello, { storePath: hello }], config: { Cmd: [`${hello}/bin/hello`] } }] } });
   const [image] = (await loadConfig({ cwd: dir })).images;
   assert.deepEqual(image?.contents, [{ kind: 'storePath', path: hello }, { kind: 'storePath', path: hello }]);
 });
 
 test('no config anywhere → CONFIG_NOT_FOUND with a minimal nixdock.config.ts in the hint', async (t) => {
-  const dir = tempProject(t, {});
+  const { dir } = tempProject(t, {});
   await rejectsWith(loadConfig({ cwd: dir }), { code: 'CONFIG_NOT_FOUND', hint: /defineConfig\(\{[\s\S]*images:/, message: new RegExp(dir) });
   await rejectsWith(loadConfig({ cwd: dir, configFile: 'nope.ts' }), { code: 'CONFIG_NOT_FOUND', file: join(dir, 'nope.ts') });
 });
 
 test('--config picks a file explicitly', async (t) => {
-  const dir = tempProject(t, { 'other/custom.json': { images: [{ name: 'custom' }] } });
+  const { dir } = tempProject(t, { 'other/custom.json': { images: [{ name: 'custom' }] } });
   const config = await loadConfig({ cwd: dir, configFile: 'other/custom.json' });
   assert.equal(config.root, join(dir, 'other'));
   assert.deepEqual(config.images.map((i) => i.name), ['custom']);
 });
 
 test('a config that throws → CONFIG_LOAD with the file and the message; a TS syntax error has line and column', async (t) => {
-  const dir = tempProject(t, { 'nixdock.config.ts': `const x: number = 1;\nthrow new Error('no registry password set');\nexport default {};` });
+  const { dir } = tempProject(t, { 'nixdock.config.ts': `const x: number = 1;\nthrow new Error('no registry password set');\nexport default {};` });
   await rejectsWith(loadConfig({ cwd: dir }), { code: 'CONFIG_LOAD', file: join(dir, 'nixdock.config.ts'), message: /no registry password set/ });
   assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith('.mjs')), [], 'temporaries removed after a failure too');
 
-  const broken = tempProject(t, { 'nixdock.config.ts': `export default {\n  images: [\n    { name: 'x' ]\n};` });
+  const broken = tempProject(t, { 'nixdock.config.ts': `export default {\n  images: [\n    { name: 'x' ]\n};` }).dir;
   const err = await rejectsWith(loadConfig({ cwd: broken }), { code: 'CONFIG_LOAD', file: join(broken, 'nixdock.config.ts'), message: /syntax error/ });
   assert.equal(err.location?.line, 3);
 
-  const missingImport = tempProject(t, { 'nixdock.config.mjs': `import x from 'not-installed-pkg';\nexport default x;` });
+  const missingImport = tempProject(t, { 'nixdock.config.mjs': `import x from 'not-installed-pkg';\nexport default x;` }).dir;
   await rejectsWith(loadConfig({ cwd: missingImport }), { code: 'CONFIG_LOAD', hint: /Install `not-installed-pkg`/ });
 });
 
 test('invalid JSON in a spec file → SPEC_INVALID with line and column', async (t) => {
-  const dir = tempProject(t, {
+  const { dir } = tempProject(t, {
     'nixdock.config.json': { specs: ['images/*.json'] },
     'images/bad.json': '{\n  "name": "x",\n  "tag": "1",\n}\n',
   });
@@ -155,15 +156,15 @@ test('invalid JSON in a spec file → SPEC_INVALID with line and column', async 
 });
 
 test('a glob matching nothing is fine; a named spec file that is missing is SPEC_NOT_FOUND', async (t) => {
-  const dir = tempProject(t, { 'nixdock.config.json': { specs: ['images/*.json'] } });
+  const { dir } = tempProject(t, { 'nixdock.config.json': { specs: ['images/*.json'] } });
   assert.deepEqual((await loadConfig({ cwd: dir })).images, []);
-  const named = tempProject(t, { 'nixdock.config.json': { specs: ['images/*.json', 'images/app.json'] } });
+  const named = tempProject(t, { 'nixdock.config.json': { specs: ['images/*.json', 'images/app.json'] } }).dir;
   await rejectsWith(loadConfig({ cwd: named }), { code: 'SPEC_NOT_FOUND', file: join(named, 'nixdock.config.json'), field: 'specs[1]', message: /images\/app\.json/ });
   await rejectsWith(loadSpecFile('gone.json', named), { code: 'SPEC_NOT_FOUND', file: join(named, 'gone.json') });
 });
 
 test('two images with the same name → an error naming both places', async (t) => {
-  const dir = tempProject(t, {
+  const { dir } = tempProject(t, {
     'nixdock.config.json': { images: [{ name: 'app' }], specs: ['app.json'] },
     'app.json': { name: 'app' },
   });
@@ -173,7 +174,7 @@ test('two images with the same name → an error naming both places', async (t) 
 });
 
 test('package.json configs report fields under the nixdock key', async (t) => {
-  const dir = tempProject(t, { 'package.json': { name: 'x', nixdock: { images: [{ name: 'a', maxLayer: 3 }] } } });
+  const { dir } = tempProject(t, { 'package.json': { name: 'x', nixdock: { images: [{ name: 'a', maxLayer: 3 }] } } });
   await rejectsWith(loadConfig({ cwd: dir }), { code: 'CONFIG_INVALID', field: 'nixdock.images[0].maxLayer', message: /did you mean `maxLayers`/ });
   assert.ok(!existsSync(join(dir, 'out')));
 });

@@ -5,11 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { tempProject } from './project.js';
+import { tempProject } from '../helpers/project.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const TSX = import.meta.resolve('tsx');
 const LOAD_MODULE = new URL('../../src/config/load.ts', import.meta.url).href;
@@ -45,9 +45,7 @@ function loadInChild(project: string, cacheHome: string): ChildLoad {
 }
 
 function tempCacheHome(t: TestContext): string {
-  const dir = mkdtempSync(join(tmpdir(), 'nixdock-xdg-cache-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
+  return tempDir(t, 'nixdock-xdg-cache-');
 }
 
 function cacheEntries(cacheHome: string): string[] {
@@ -67,7 +65,7 @@ const imageNames = (load: ChildLoad) => load.config?.images.map((image) => image
 
 test('a second load of an unchanged TS config does not load typescript and resolves the same; an edit is seen at once', (t) => {
   const cacheHome = tempCacheHome(t);
-  const project = tempProject(t, {
+  const { dir: project } = tempProject(t, {
     'nixdock.config.ts': tsConfig('first'),
     'contents.ts': `export const contents: string[] = [${JSON.stringify(STORE_PATH)}];`,
   });
@@ -91,7 +89,7 @@ test('a second load of an unchanged TS config does not load typescript and resol
 test('an unusable cache directory (XDG_CACHE_HOME is a file) never fails a load', (t) => {
   const cacheHome = join(tempCacheHome(t), 'a-file');
   writeFileSync(cacheHome, 'not a directory');
-  const project = tempProject(t, {
+  const { dir: project } = tempProject(t, {
     'nixdock.config.ts': tsConfig('app'),
     'contents.ts': `export const contents: string[] = [${JSON.stringify(STORE_PATH)}];`,
   });
@@ -101,7 +99,7 @@ test('an unusable cache directory (XDG_CACHE_HOME is a file) never fails a load'
 test('a truncated or garbled cache entry is not used: the config is transpiled again and loads correctly', (t) => {
   const cacheHome = tempCacheHome(t);
   // Cut after its first statements, this module still imports fine, with one image instead of two.
-  const project = tempProject(t, {
+  const { dir: project } = tempProject(t, {
     'nixdock.config.ts': `
       const images: Array<{ name: string; contents: string[] }> = [{ name: 'one', contents: [${JSON.stringify(STORE_PATH)}] }];
       export default { images };
@@ -125,7 +123,7 @@ test('a truncated or garbled cache entry is not used: the config is transpiled a
 
 test('a syntax error is never cached: every load reports it with line and column', (t) => {
   const cacheHome = tempCacheHome(t);
-  const project = tempProject(t, { 'nixdock.config.ts': `export default {\n  images: [\n    { name: 'x' contents: [] },\n  ],\n};\n` });
+  const project = tempProject(t, { 'nixdock.config.ts': `export default {\n  images: [\n    { name: 'x' contents: [] },\n  ],\n};\n` }).dir;
   for (let load = 0; load < 2; load++) {
     assert.deepEqual(loadInChild(project, cacheHome).error, { code: 'CONFIG_LOAD', line: 3, column: 17 });
   }

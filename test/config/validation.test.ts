@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadConfig } from '../../src/config/load.js';
-import { rejectsWith, tempProject, type Expected } from './project.js';
+import { rejectsWith, type Expected } from '../helpers/errors.js';
+import { tempProject } from '../helpers/project.js';
 
 type Case = [label: string, image: Record<string, unknown>, want: Omit<Expected, 'code' | 'file'>];
 
@@ -42,7 +43,7 @@ const BAD_IMAGES: Case[] = [
 
 test('each bad image field → CONFIG_INVALID pointing at the file and field, with found/expected/hint', async (t) => {
   for (const [label, image, want] of BAD_IMAGES) {
-    const dir = tempProject(t, { 'nixdock.config.json': { images: [image] } });
+    const { dir } = tempProject(t, { 'nixdock.config.json': { images: [image] } });
     await t.test(label, async () => {
       await rejectsWith(loadConfig({ cwd: dir }), { code: 'CONFIG_INVALID', file: join(dir, 'nixdock.config.json'), ...want });
     });
@@ -60,28 +61,28 @@ test('bad top-level fields', async (t) => {
     [{ images: {} }, { field: 'images', message: /must be an array, not an object/ }],
   ];
   for (const [config, want] of cases) {
-    const dir = tempProject(t, { 'nixdock.config.json': config });
+    const { dir } = tempProject(t, { 'nixdock.config.json': config });
     await rejectsWith(loadConfig({ cwd: dir }), { code: 'CONFIG_INVALID', file: join(dir, 'nixdock.config.json'), ...want });
   }
 });
 
 test('problems in spec files are SPEC_INVALID with the spec file and the path inside it; others are counted', async (t) => {
-  const dir = tempProject(t, {
+  const { dir } = tempProject(t, {
     'nixdock.config.json': { specs: ['specs/*'] },
     'specs/web.ts': `export default { images: [{ name: 'ok' }, { name: 'web', tag: 'v1', config: { Cmd: 'x' }, maxLayers: 500, uid: -1 }] };`,
   });
   const err = await rejectsWith(loadConfig({ cwd: dir }), { code: 'SPEC_INVALID', file: join(dir, 'specs/web.ts'), field: 'images[1].config.Cmd' });
   assert.match(err.message, /and 2 more problems in this file/);
 
-  const single = tempProject(t, { 'nixdock.config.json': { specs: ['one.json'] }, 'one.json': { name: 'x', archtecture: 'arm64' } });
+  const single = tempProject(t, { 'nixdock.config.json': { specs: ['one.json'] }, 'one.json': { name: 'x', archtecture: 'arm64' } }).dir;
   await rejectsWith(loadConfig({ cwd: single }), { code: 'SPEC_INVALID', file: join(single, 'one.json'), field: 'archtecture', message: /did you mean `architecture`/ });
 
-  const list = tempProject(t, { 'nixdock.config.json': { specs: ['list.json'] }, 'list.json': [{ name: 'x' }, { name: 'y', maxLayers: 1 }] });
+  const list = tempProject(t, { 'nixdock.config.json': { specs: ['list.json'] }, 'list.json': [{ name: 'x' }, { name: 'y', maxLayers: 1 }] }).dir;
   await rejectsWith(loadConfig({ cwd: list }), { code: 'SPEC_INVALID', field: '[1].maxLayers' });
 });
 
 test('shorthand forms are normalised to the OCI config forms', async (t) => {
-  const dir = tempProject(t, {
+  const { dir } = tempProject(t, {
     'nixdock.config.json': {
       images: [{
         name: 'localhost:5000/team/app',

@@ -7,16 +7,19 @@ import { after, before, test } from 'node:test';
 import { chromium, type Browser } from 'playwright-core';
 import { missingTools } from '../helpers/tools.js';
 import { helloApp } from '../helpers/nix.js';
-import { makeProject, settled, startDaemon, type DaemonProcess, type Project } from './helpers.js';
+import type { Project } from '../helpers/project.js';
+import { cleanupList } from '../helpers/tmp.js';
+import { appProject, settled, startDaemon, type DaemonProcess } from './helpers.js';
 
 const skip = missingTools([['nix-build', 'nix-bin'], ['chromium', 'chromium']]);
 let project: Project;
+const files = cleanupList();
 let daemon: DaemonProcess;
 let browser: Browser | undefined;
 
 before(async () => {
   if (skip) return;
-  project = makeProject({ message: 'dashboard v1' });
+  project = appProject(files, { message: 'dashboard v1' });
   daemon = await startDaemon(project);
   await settled(daemon.info, 'app');
   browser = await chromium.launch({
@@ -28,7 +31,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   await daemon?.stop();
-  project?.cleanup();
+  await files.run();
 });
 
 test('the dashboard shows the image, its layers and history, and a rebuild from a file edit live', { skip }, async () => {

@@ -9,10 +9,11 @@ import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import type { ServerMessage } from '../../src/daemon/protocol.js';
-import { nixdock, spawnNixdock } from '../helpers/cli.js';
+import { exited, nixdock, spawnNixdock } from '../helpers/cli.js';
 import { NIX_ENV } from '../helpers/nix.js';
 import { missingTools } from '../helpers/tools.js';
-import { appSpec, connected, exited, makeProject, readInfo, refusal, runCli, settled, startDaemon, until } from './helpers.js';
+import { until } from '../helpers/wait.js';
+import { appProject, appSpec, connected, readInfo, refusal, settled, startDaemon } from './helpers.js';
 
 const skip = missingTools([['nix-build', 'nix-bin']]);
 type Msg<T extends ServerMessage['type']> = Extract<ServerMessage, { type: T }>;
@@ -42,9 +43,8 @@ function layoutTags(dir: string): string[] {
 
 test('watch runs gc after each build: out/oci keeps gc.keepBuilds images, not one per edit', { skip }, async (t) => {
   const defer = deferrer(t);
-  const project = makeProject();
-  defer(() => project.cleanup());
-  project.write('nixdock.config.json', JSON.stringify({ specs: ['images/*.json'], daemon: { port: 0, debounceMs: 100 }, gc: { keepBuilds: 1 } }));
+  const project = appProject({ after: defer });
+  project.write('nixdock.config.json', { specs: ['images/*.json'], daemon: { port: 0, debounceMs: 100 }, gc: { keepBuilds: 1 } });
   const daemon = await startDaemon(project);
   defer(() => daemon.stop());
   await settled(daemon.info, 'app');
@@ -64,8 +64,7 @@ test('watch runs gc after each build: out/oci keeps gc.keepBuilds images, not on
 
 test('the token and port survive a restart; --rotate-token makes a new token', { skip }, async (t) => {
   const defer = deferrer(t);
-  const project = makeProject();
-  defer(() => project.cleanup());
+  const project = appProject({ after: defer });
   const first = await startDaemon(project);
   defer(() => first.stop());
   await first.stop();
@@ -88,14 +87,13 @@ test('the token and port survive a restart; --rotate-token makes a new token', {
 
 test('a configured port that is taken falls back to a free one, printed and written to daemon.json', { skip }, async (t) => {
   const defer = deferrer(t);
-  const project = makeProject();
-  defer(() => project.cleanup());
+  const project = appProject({ after: defer });
   const blocker = createServer();
   await new Promise<void>((done) => blocker.listen(0, '127.0.0.1', done));
   defer(() => blocker.close());
   const taken = (blocker.address() as AddressInfo).port;
   project.write('nixdock.config.json', JSON.stringify({ specs: ['images/*.json'], daemon: { port: taken, debounceMs: 100 } }));
-  const proc = runCli(project, ['watch']);
+  const proc = spawnNixdock(project.dir, ['watch']);
   let err = '';
   proc.stderr!.on('data', (d) => (err += d));
   defer(async () => {
@@ -111,8 +109,7 @@ test('a configured port that is taken falls back to a free one, printed and writ
 
 test('watch --open hands the dashboard URL with its token to $BROWSER', { skip }, async (t) => {
   const defer = deferrer(t);
-  const project = makeProject();
-  defer(() => project.cleanup());
+  const project = appProject({ after: defer });
   const opened = join(project.dir, 'opened.txt');
   project.write('browser.sh', `#!/bin/sh\nprintf '%s' "$1" > '${opened}'\n`);
   chmodSync(join(project.dir, 'browser.sh'), 0o755);
@@ -128,8 +125,7 @@ test('watch --open hands the dashboard URL with its token to $BROWSER', { skip }
 
 test('watch starts on a broken config, reports it, and builds once a save fixes it', { skip }, async (t) => {
   const defer = deferrer(t);
-  const project = makeProject();
-  defer(() => project.cleanup());
+  const project = appProject({ after: defer });
   project.write('images/app.json', '{"name": "app", "contents": [');
   const daemon = await startDaemon(project);
   defer(() => daemon.stop());
@@ -148,8 +144,7 @@ test('watch starts on a broken config, reports it, and builds once a save fixes 
 
 test('events --until-built returns at once when the image is built from the current files, and --timeout bounds the wait', { skip }, async (t) => {
   const defer = deferrer(t);
-  const project = makeProject();
-  defer(() => project.cleanup());
+  const project = appProject({ after: defer });
   const daemon = await startDaemon(project);
   defer(() => daemon.stop());
   await settled(daemon.info, 'app');
@@ -182,8 +177,7 @@ const FAILING_NIX = `derivation {
 
 test('a failing nix-build: its log lines reach clients as log events, and the whole log stays with the build', { skip }, async (t) => {
   const defer = deferrer(t);
-  const project = makeProject();
-  defer(() => project.cleanup());
+  const project = appProject({ after: defer });
   const daemon = await startDaemon(project);
   defer(() => daemon.stop());
   await settled(daemon.info, 'app');

@@ -7,16 +7,21 @@ import type { ChildProcess } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import type { ServerMessage } from '../../src/daemon/protocol.js';
 import { missingTools } from '../helpers/tools.js';
-import { appSpec, exited, makeProject, runCli, settled, startDaemon, until, type DaemonProcess, type Project } from './helpers.js';
+import { exited, spawnNixdock } from '../helpers/cli.js';
+import type { Project } from '../helpers/project.js';
+import { cleanupList } from '../helpers/tmp.js';
+import { until } from '../helpers/wait.js';
+import { appProject, appSpec, settled, startDaemon, type DaemonProcess } from './helpers.js';
 
 const skip = missingTools([['nix-build', 'nix-bin']]);
 let project: Project;
+const files = cleanupList();
 let daemon: DaemonProcess;
 const children: ChildProcess[] = [];
 
 before(async () => {
   if (skip) return;
-  project = makeProject();
+  project = appProject(files);
   daemon = await startDaemon(project);
   await settled(daemon.info, 'app');
 });
@@ -25,12 +30,12 @@ after(async () => {
   for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
   await Promise.all(children.map(exited));
   await daemon?.stop();
-  project?.cleanup();
+  await files.run();
 });
 
 /** Runs `nixdock events …` and parses its stdout as JSON lines as they come. */
 function follow(args: string[]) {
-  const proc = runCli(project, ['events', '--json', ...args]);
+  const proc = spawnNixdock(project.dir, ['events', '--json', ...args]);
   children.push(proc);
   const messages: ServerMessage[] = [];
   let buffer = '';

@@ -3,43 +3,23 @@
  * port, and WebSocket clients that record what they receive.
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
 import WebSocket from 'ws';
 import type { BuildEvent } from '../../src/events.js';
 import type { ServerMessage } from '../../src/daemon/protocol.js';
 import type { DaemonInfo } from '../../src/daemon/state-file.js';
-import { spawnNixdock } from '../helpers/cli.js';
+import { exited, spawnNixdock } from '../helpers/cli.js';
 import { helloApp, NIX_ENV } from '../helpers/nix.js';
-
-
-/** Generous upper bounds for waits: they make a hung test fail, they measure nothing. */
-export const WAIT_MS = 60_000;
-
-export interface Project {
-  dir: string;
-  write(file: string, content: string): void;
-  read(file: string): string;
-  cleanup(): void;
-}
+import { tempProject, type Project } from '../helpers/project.js';
+import type { Cleanup } from '../helpers/tmp.js';
+import { until } from '../helpers/wait.js';
 
 /** A project with one image `app` from images/app.json, whose contents are ./app.nix (helloApp). */
-export function makeProject(options: { message?: string; debounceMs?: number } = {}): Project {
-  const dir = mkdtempSync(join(tmpdir(), 'nixdock-daemon-'));
-  const project: Project = {
-    dir,
-    write(file, content) {
-      mkdirSync(dirname(join(dir, file)), { recursive: true });
-      writeFileSync(join(dir, file), content);
-    },
-    read: (file) => readFileSync(join(dir, file), 'utf8'),
-    cleanup: () => rmSync(dir, { recursive: true, force: true }),
-  };
-  project.write('nixdock.config.json', JSON.stringify({ specs: ['images/*.json'], daemon: { port: 0, debounceMs: options.debounceMs ?? 100 } }));
-  project.write('app.nix', helloApp(options.message ?? 'v1'));
-  project.write('images/app.json', appSpec({}));
-  return project;
+export function appProject(t: Cleanup, options: { message?: string; debounceMs?: number } = {}): Project {
+  return tempProject(t, {
+    'nixdock.config.json': { specs: ['images/*.json'], daemon: { port: 0, debounceMs: options.debounceMs ?? 100 } },
+    'app.nix': helloApp(options.message ?? 'v1'),
+    'images/app.json': appSpec({}),
+  });
 }
 
 export function appSpec(env: Record<string, string>): string {
@@ -67,18 +47,9 @@ export function readInfo(project: Project): DaemonInfo | undefined {
   }
 }
 
-export function runCli(project: Project, args: string[], env?: NodeJS.ProcessEnv): ChildProcess {
-  return spawnNixdock(project.dir, args, env ? { env: { ...NIX_ENV, ...env } } : {});
-}
-
-export function exited(proc: ChildProcess): Promise<number | null> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve(proc.exitCode);
-  return new Promise((done) => proc.once('exit', (code) => done(code)));
-}
-
 /** Starts `nixdock watch --port 0` (with `env` added to the environment) and waits until its daemon.json names it. */
 export async function startDaemon(project: Project, args: string[] = [], env?: NodeJS.ProcessEnv): Promise<DaemonProcess> {
-  const proc = runCli(project, ['watch', '--port', '0', ...args], env);
+  const proc = spawnNixdock(project.dir, ['watch', '--port', '0', ...args], env ? { env: { ...NIX_ENV, ...env } } : {});
   let out = '';
   let err = '';
   proc.stdout!.on('data', (d) => (out += d));
@@ -98,17 +69,6 @@ export async function startDaemon(project: Project, args: string[] = [], env?: N
       return exited(proc);
     },
   };
-}
-
-/** Polls `check` until it returns something (or throws); fails after WAIT_MS. */
-export async function until<T>(check: () => T | undefined | false, what = 'condition'): Promise<T> {
-  const deadline = Date.now() + WAIT_MS;
-  for (;;) {
-    const value = check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 export interface Client {

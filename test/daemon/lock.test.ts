@@ -12,7 +12,9 @@ import { after, test } from 'node:test';
 import type { NixdockError } from '../../src/errors.js';
 import { acquireDaemonLock } from '../../src/daemon/lock.js';
 import { missingTools } from '../helpers/tools.js';
-import { exited, makeProject, readInfo, runCli, until } from './helpers.js';
+import { exited, spawnNixdock } from '../helpers/cli.js';
+import { until } from '../helpers/wait.js';
+import { appProject, readInfo } from './helpers.js';
 
 const work = mkdtempSync(join(tmpdir(), 'nixdock-lock-'));
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -36,9 +38,9 @@ test('a daemon killed with SIGKILL leaves no lock behind', async () => {
   acquireDaemonLock(dir).release();
 });
 
-test('four daemons started together on one project: one runs, three refuse', { skip: missingTools([['nix-build', 'nix-bin']]) }, async () => {
-  const project = makeProject();
-  const procs = Array.from({ length: 4 }, () => runCli(project, ['watch', '--port', '0']));
+test('four daemons started together on one project: one runs, three refuse', { skip: missingTools([['nix-build', 'nix-bin']]) }, async (t) => {
+  const project = appProject(t);
+  const procs = Array.from({ length: 4 }, () => spawnNixdock(project.dir, ['watch', '--port', '0']));
   const stderr = procs.map(() => '');
   procs.forEach((p, i) => p.stderr!.on('data', (d) => (stderr[i] += d)));
   try {
@@ -58,6 +60,5 @@ test('four daemons started together on one project: one runs, three refuse', { s
   } finally {
     for (const p of procs) if (p.exitCode === null) p.kill('SIGTERM');
     await Promise.all(procs.map(exited));
-    project.cleanup();
   }
 });

@@ -12,8 +12,8 @@ import type { ServerMessage } from '../../src/daemon/protocol.js';
 import { drv, BUSYBOX } from '../helpers/nix.js';
 import { chromium } from 'playwright-core';
 import { hasTool, missingTools } from '../helpers/tools.js';
-import { podman, podmanStoreFlags } from '../output/fixtures.js';
-import { connected, makeProject, startDaemon, type Client } from './helpers.js';
+import { podman, podmanStoreFlags } from '../helpers/podman.js';
+import { appProject, connected, startDaemon, type Client } from './helpers.js';
 
 const skip = missingTools([['nix-build', 'nix-bin'], ['podman', 'podman'], ['runc', 'runc']]);
 
@@ -45,8 +45,8 @@ test('watch runs the image in podman, replaces the container on a rebuild and st
     for (const cleanup of cleanups.reverse()) await cleanup();
   });
   const store = mkdtempSync(join(tmpdir(), 'nixdock-run-podman-'));
-  const project = makeProject();
-  cleanups.push(() => rmSync(store, { recursive: true, force: true }), () => project.cleanup());
+  cleanups.push(() => rmSync(store, { recursive: true, force: true }));
+  const project = appProject({ after: (cleanup) => void cleanups.push(cleanup) });
   project.write('app.nix', serviceApp('v1'));
   project.write('images/app.json', JSON.stringify({
     name: 'app',

@@ -9,7 +9,7 @@ import { afterEach, test } from 'node:test';
 import WebSocket from 'ws';
 import type { ServerMessage } from '../../src/daemon/protocol.js';
 import { DaemonServer, MAX_REPLIES_IN_FLIGHT } from '../../src/daemon/server.js';
-import { until } from './helpers.js';
+import { until } from '../helpers/wait.js';
 
 const TOKEN = 'test-token';
 const REPLY_BYTES = 256 * 1024;

@@ -8,7 +8,7 @@ import { afterEach, test } from 'node:test';
 import WebSocket from 'ws';
 import type { ServerMessage } from '../../src/daemon/protocol.js';
 import { DaemonServer } from '../../src/daemon/server.js';
-import { until } from './helpers.js';
+import { until } from '../helpers/wait.js';
 
 const TOKEN = 'test-token';
 let server: DaemonServer;

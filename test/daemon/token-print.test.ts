@@ -4,11 +4,15 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { exited, makeProject, readInfo, runCli, until } from './helpers.js';
+import { exited, spawnNixdock } from '../helpers/cli.js';
+import { cleanupList } from '../helpers/tmp.js';
+import { until } from '../helpers/wait.js';
+import { appProject, readInfo } from './helpers.js';
 
 async function firstLines(args: string[]): Promise<{ out: string; token: string }> {
-  const project = makeProject();
-  const proc = runCli(project, ['watch', '--port', '0', ...args]);
+  const files = cleanupList();
+  const project = appProject(files);
+  const proc = spawnNixdock(project.dir, ['watch', '--port', '0', ...args]);
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
   try {
@@ -18,7 +22,7 @@ async function firstLines(args: string[]): Promise<{ out: string; token: string 
   } finally {
     proc.kill('SIGTERM');
     await exited(proc);
-    project.cleanup();
+    await files.run();
   }
 }
 

@@ -12,25 +12,29 @@ import type { BuildEvent } from '../../src/events.js';
 import type { ServerMessage } from '../../src/daemon/protocol.js';
 import { missingTools } from '../helpers/tools.js';
 import { helloApp } from '../helpers/nix.js';
+import { exited, spawnNixdock } from '../helpers/cli.js';
+import type { Project } from '../helpers/project.js';
+import { cleanupList } from '../helpers/tmp.js';
 import {
-  appSpec, connected, exited, makeProject, readInfo, refusal, runCli, settled, startDaemon,
-  type Client, type DaemonProcess, type Project,
+  appProject, appSpec, connected, readInfo, refusal, settled, startDaemon,
+  type Client, type DaemonProcess,
 } from './helpers.js';
 
 const skip = missingTools([['nix-build', 'nix-bin']]);
 let project: Project;
+const files = cleanupList();
 let daemon: DaemonProcess;
 
 before(async () => {
   if (skip) return;
-  project = makeProject();
+  project = appProject(files);
   daemon = await startDaemon(project);
   await settled(daemon.info, 'app');
 });
 
 after(async () => {
   await daemon?.stop();
-  project?.cleanup();
+  await files.run();
 });
 
 /** Env of the image tagged `tag` in the project's OCI layout output (out/oci). */
@@ -205,7 +209,7 @@ test('200 rapid saves coalesce into at most 3 builds, the last one of the final 
 });
 
 test('a second daemon on the same project refuses to start and says where the first one is', { skip }, async () => {
-  const second = runCli(project, ['watch', '--port', '0']);
+  const second = spawnNixdock(project.dir, ['watch', '--port', '0']);
   let stderr = '';
   second.stderr!.on('data', (d) => (stderr += d));
   const code = await exited(second);

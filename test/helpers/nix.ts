@@ -58,3 +58,17 @@ export function helloApp(message = 'hello from nixdock'): string {
     { busybox: BUSYBOX, data },
   );
 }
+
+export interface HelloClosure {
+  app: string;
+  /** The closure, dependencies first (busybox, data, app). */
+  paths: string[];
+  message: string;
+}
+
+/** hello-app built, with its closure as nix-store lists it. */
+export function helloClosure(message = 'hello from nixdock'): HelloClosure {
+  const [app] = nixBuild(helloApp(message));
+  const closure = execFileSync('nix-store', ['--query', '--requisites', app!], { env: NIX_ENV, encoding: 'utf8' }).trim().split('\n');
+  return { app: app!, paths: closure, message };
+}

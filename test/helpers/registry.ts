@@ -4,13 +4,13 @@
  * Plus a tiny HTTP proxy in front of it that can refuse or corrupt chosen requests.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Digest, Image, ImageConfigFile, Layer } from '../../src/types.js';
+import type { Image, ImageConfigFile, Layer } from '../../src/types.js';
+import { sha256 } from './bytes.js';
 
 export const REGISTRY_BIN = 'docker-registry';
 export const REGISTRY_PACKAGE = 'docker-registry';
@@ -202,8 +202,4 @@ export function tarImage(dir: string, name: string, layerPaths: string[][], cmd:
   };
   const configBytes = Buffer.from(JSON.stringify(config));
   return { name, tag: 'latest', layers, config, configBytes, configDigest: sha256(configBytes) };
-}
-
-function sha256(bytes: Buffer): Digest {
-  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 }

@@ -1,16 +1,15 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { test } from 'node:test';
 import { NixdockError } from '../../src/errors.js';
 import { assembleImage, buildImageConfig, serializeConfig } from '../../src/image/config.js';
 import { MediaType, ociManifest } from '../../src/image/manifest.js';
-import type { Digest, Layer, LayerSource } from '../../src/types.js';
+import type { Layer, LayerSource } from '../../src/types.js';
+import { sha256, sha256Hex } from '../helpers/bytes.js';
 
-const digestOf = (s: string): Digest => `sha256:${createHash('sha256').update(s).digest('hex')}`;
 
 function fakeLayer(name: string, size = 10240): Layer {
   const source: LayerSource = { kind: 'store', key: name, storePaths: [name], description: name, size: async () => size, open: () => { throw new Error('not read'); } };
-  return { source, diffId: digestOf(name), size, built: true, compressed: {} };
+  return { source, diffId: sha256(name), size, built: true, compressed: {} };
 }
 
 const layers = [fakeLayer('/nix/store/aaa-busybox'), fakeLayer('/nix/store/bbb-hello')];
@@ -80,7 +79,7 @@ test('serializeConfig is canonical: fixed key order, sorted maps, no whitespace'
 
 test('assembleImage derives a stable tag from the config digest when none is given', () => {
   const image = assembleImage({ name: 'hello', layers, config: config() });
-  const hex = createHash('sha256').update(image.configBytes).digest('hex');
+  const hex = sha256Hex(image.configBytes);
   assert.equal(image.configDigest, `sha256:${hex}`);
   assert.equal(image.tag, hex.slice(0, 32));
   assert.equal(assembleImage({ name: 'hello', layers, config: config() }).tag, image.tag, 'same input, same tag');
@@ -100,11 +99,11 @@ test('ociManifest lists the config and layers with OCI media types per codec', (
   assert.equal(parsed.mediaType, MediaType.ociManifest);
   assert.deepEqual(parsed.config, { mediaType: MediaType.ociConfig, digest: image.configDigest, size: image.configBytes.length });
   assert.deepEqual(parsed.layers.map((l: { mediaType: string; digest: string }) => [l.mediaType, l.digest]), layers.map((l) => [MediaType.layerTar, l.diffId]));
-  assert.equal(plain.digest, `sha256:${createHash('sha256').update(plain.bytes).digest('hex')}`);
+  assert.equal(plain.digest, sha256(plain.bytes));
   assert.deepEqual(plain.descriptor.platform, { os: 'linux', architecture: 'amd64' });
 
   assert.throws(() => ociManifest(image, 'gzip'), /no known gzip blob/);
-  const gz = layers.map((l) => ({ ...l, compressed: { gzip: { codec: 'gzip' as const, digest: digestOf(`gz ${l.diffId}`), size: 99 } } }));
+  const gz = layers.map((l) => ({ ...l, compressed: { gzip: { codec: 'gzip' as const, digest: sha256(`gz ${l.diffId}`), size: 99 } } }));
   const zipped = JSON.parse(ociManifest({ ...image, layers: gz }, 'gzip').bytes.toString());
   // Each planned layer names its recipe and store paths (nix-snapshotter's keys, without its nix-layer marker).
   const annotations = {

@@ -11,10 +11,11 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { test } from 'node:test';
 import { extract } from 'tar-stream';
-import { nixdockToFile } from '../cli/helpers.js';
+import { nixdockToFile } from '../helpers/cli.js';
 import { helloApp } from '../helpers/nix.js';
 import { missingTools } from '../helpers/tools.js';
-import { build, makeProject, misnamedBlobs, type BuiltImage } from './helpers.js';
+import type { Cleanup } from '../helpers/tmp.js';
+import { build, imagesProject, misnamedBlobs, type BuiltImage } from './helpers.js';
 
 const skip = missingTools([['nix-build', 'nix-bin']]);
 
@@ -29,8 +30,8 @@ function flipByte(file: string, offset: number): void {
   }
 }
 
-async function builtProject(t: Parameters<typeof makeProject>[0]) {
-  const project = makeProject(t, [{ name: 'app', nix: 'app.nix' }], { 'app.nix': helloApp('integrity') }, ['oci']);
+async function builtProject(t: Cleanup) {
+  const project = imagesProject(t, [{ name: 'app', nix: 'app.nix' }], { 'app.nix': helloApp('integrity') }, ['oci']);
   const [first] = await build(project);
   const layout = join(project.dir, 'out', 'oci');
   // The busybox layer: the biggest, the one a no-change rebuild would least like to re-read.

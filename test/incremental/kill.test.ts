@@ -8,16 +8,17 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import { BuildCache } from '../../src/cache/cache.js';
 import { blobPath, liveDigestsOfLayout } from '../../src/formats/oci-layout/blobs.js';
-import { exited, runCli, type Project } from '../daemon/helpers.js';
+import { sha256Hex } from '../helpers/bytes.js';
+import { exited, spawnNixdock } from '../helpers/cli.js';
+import type { Project } from '../helpers/project.js';
 import { missingTools } from '../helpers/tools.js';
-import { bigApp, build, makeProject, misnamedBlobs, tempFiles } from './helpers.js';
+import { bigApp, build, imagesProject, misnamedBlobs, tempFiles } from './helpers.js';
 
 const skip = missingTools([['nix-build', 'nix-bin'], ['umoci', 'umoci']]);
 
@@ -33,7 +34,7 @@ interface Snapshot {
 function snapshot(out: string): Snapshot {
   return {
     indexJson: readFileSync(join(out, 'oci', 'index.json')),
-    archiveSha256: createHash('sha256').update(readFileSync(join(out, 'big.tar'))).digest('hex'),
+    archiveSha256: sha256Hex(readFileSync(join(out, 'big.tar'))),
   };
 }
 
@@ -60,7 +61,7 @@ function growingTemp(dir: string, marker: string, bytes: number, pid: number): s
  * running build misses points that last only milliseconds: a 20 MiB layer is written in 50 ms.
  */
 async function buildKilledWhen(project: Project, ready: (stderr: string, pid: number) => boolean, what: string): Promise<void> {
-  const proc: ChildProcess = runCli(project, ['build']);
+  const proc: ChildProcess = spawnNixdock(project.dir, ['build']);
   let stderr = '';
   proc.stderr!.on('data', (d) => (stderr += d));
   proc.stdout!.resume();
@@ -95,7 +96,7 @@ function assertIndexIntact(cacheDir: string): void {
 }
 
 test('a build killed at any point leaves the index, the blobs and the previous outputs intact', { skip, timeout: 300_000 }, async (t) => {
-  const project = makeProject(t, [{ name: 'big', nix: 'big.nix' }], { 'big.nix': bigApp('v1', BIG_PATHS, BIG_MIB) });
+  const project = imagesProject(t, [{ name: 'big', nix: 'big.nix' }], { 'big.nix': bigApp('v1', BIG_PATHS, BIG_MIB) });
   await build(project);
   const out = join(project.dir, 'out');
   const blobs = join(out, 'oci', 'blobs', 'sha256');

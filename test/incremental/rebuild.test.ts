@@ -10,8 +10,10 @@ import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { helloApp } from '../helpers/nix.js';
 import { missingTools } from '../helpers/tools.js';
-import { podman, RUN_FLAGS } from '../output/fixtures.js';
-import { build, makeProject, nixdock, type BuiltImage, type ImageInput } from './helpers.js';
+import { podman, RUN_FLAGS } from '../helpers/podman.js';
+import { nixdockAsync } from '../helpers/cli.js';
+import type { Project } from '../helpers/project.js';
+import { build, imagesProject, type BuiltImage, type ImageInput } from './helpers.js';
 
 const skip = missingTools([['nix-build', 'nix-bin'], ['podman', 'podman'], ['runc', 'runc']]);
 
@@ -31,8 +33,8 @@ const builtFlags = (image: BuiltImage) => image.layers.map((l) => l.built);
  * Builds v1, rebuilds it unchanged (nothing built, same digests), then changes the message in the
  * hello-data leaf (→ new hello-data and hello-app paths) and rebuilds. Returns the v1 and v2 builds.
  */
-async function changeLeaf(t: TestContext, image: ImageInput): Promise<{ v1: BuiltImage; v2: BuiltImage; project: ReturnType<typeof makeProject> }> {
-  const project = makeProject(t, [image], { 'app.nix': helloApp('message v1') });
+async function changeLeaf(t: TestContext, image: ImageInput): Promise<{ v1: BuiltImage; v2: BuiltImage; project: Project }> {
+  const project = imagesProject(t, [image], { 'app.nix': helloApp('message v1') });
   const [v1] = await build(project);
   assert.equal(v1!.layersBuilt, v1!.layers.length);
 
@@ -57,7 +59,7 @@ test('stable layering: a changed leaf rebuilds its own layers and the customisat
   assert.equal(v2.layersReused, 1);
   assert.equal(v2.layers[0]!.diffId, v1.layers[0]!.diffId, 'busybox layer unchanged');
 
-  const inspect = await nixdock(project, ['inspect', 'app']);
+  const inspect = await nixdockAsync(project.dir, ['inspect', 'app']);
   assert.equal(inspect.status, 0, inspect.stderr);
   const newPaths = [v2.layers[1]!.storePaths[0]!, v2.layers[2]!.storePaths[0]!];
   for (const path of newPaths) assert.match(inspect.stdout, new RegExp(`rebuilt because new: ${path}`));

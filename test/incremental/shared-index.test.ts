@@ -10,12 +10,13 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { helloApp } from '../helpers/nix.js';
 import { missingTools } from '../helpers/tools.js';
-import { build, makeProject, misnamedBlobs, nixdock } from './helpers.js';
+import { jsonOf, nixdockAsync } from '../helpers/cli.js';
+import { build, imagesProject, misnamedBlobs } from './helpers.js';
 
 const skip = missingTools([['nix-build', 'nix-bin']]);
 
 test('two `nixdock build` processes at once share the index and the layout without losing an image', { skip }, async (t) => {
-  const project = makeProject(t, [{ name: 'a', nix: 'a.nix' }, { name: 'b', nix: 'b.nix' }], {}, ['oci']);
+  const project = imagesProject(t, [{ name: 'a', nix: 'a.nix' }, { name: 'b', nix: 'b.nix' }], {}, ['oci']);
   const layout = join(project.dir, 'out', 'oci');
   // Several rounds, each changing both images, so every round writes blobs, index rows and index.json.
   // Tags come from content, so each round adds two entries and keeps the earlier ones.
@@ -23,30 +24,30 @@ test('two `nixdock build` processes at once share the index and the layout witho
   for (const round of [1, 2, 3]) {
     project.write('a.nix', helloApp(`a round ${round}`));
     project.write('b.nix', helloApp(`b round ${round}`));
-    const [a, b] = await Promise.all([nixdock(project, ['build', '--json', 'a']), nixdock(project, ['build', '--json', 'b'])]);
+    const [a, b] = await Promise.all([nixdockAsync(project.dir, ['build', '--json', 'a']), nixdockAsync(project.dir, ['build', '--json', 'b'])]);
     for (const result of [a!, b!]) {
       assert.equal(result.status, 0, result.stderr);
       assert.doesNotMatch(result.stderr, /SQLITE_BUSY|database is locked/);
     }
-    const built = [a!, b!].map((r) => (JSON.parse(r.stdout) as { images: Array<{ name: string; tag: string; manifestDigest: string }> }).images[0]!);
+    const built = [a!, b!].map((r) => jsonOf('build', r).images[0]!);
     const index = JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string; annotations: Record<string, string> }> };
     const listed = index.manifests.map((m) => [m.annotations['io.containerd.image.name'], m.digest]);
-    expected.push(...built.map((i) => [`${i.name}:${i.tag}`, i.manifestDigest]));
+    expected.push(...built.map((i) => [`${i.name}:${i.tag}`, i.manifestDigest!]));
     assert.deepEqual(listed.sort(), [...expected].sort(), `round ${round}: every image built so far is listed`);
   }
   assert.deepEqual(misnamedBlobs(layout), []);
 });
 
 test('garbage over .nixdock/index.sqlite: a warning, the index is moved aside, the image comes out the same', { skip }, async (t) => {
-  const project = makeProject(t, [{ name: 'app', nix: 'app.nix' }], { 'app.nix': helloApp('corrupt index') });
+  const project = imagesProject(t, [{ name: 'app', nix: 'app.nix' }], { 'app.nix': helloApp('corrupt index') });
   const [before] = await build(project);
   const cacheDir = join(project.dir, '.nixdock');
   writeFileSync(join(cacheDir, 'index.sqlite'), randomBytes(64 * 1024));
 
-  const result = await nixdock(project, ['build', '--json']);
+  const result = await nixdockAsync(project.dir, ['build', '--json']);
   assert.equal(result.status, 0, result.stderr);
   assert.match(result.stderr, /warning: The layer index .*index\.sqlite could not be used: it is damaged.* moved to .*index\.sqlite\.corrupt-/s);
-  const [after] = (JSON.parse(result.stdout) as { images: typeof before[] }).images;
+  const [after] = jsonOf('build', result).images;
   assert.equal(after!.manifestDigest, before!.manifestDigest);
   assert.equal(after!.configDigest, before!.configDigest);
   assert.deepEqual(after!.layers.map((l) => l.diffId), before!.layers.map((l) => l.diffId));

@@ -9,7 +9,8 @@ import { hashLayer } from '../../src/layer/hash.js';
 import type { TarSettings } from '../../src/types.js';
 import { helloApp, nixBuild } from '../helpers/nix.js';
 import { missingTools } from '../helpers/tools.js';
-import { readAll, sha256, tempDir } from './fixtures.js';
+import { tempDir } from '../helpers/tmp.js';
+import { readAll, sha256 } from '../helpers/bytes.js';
 
 const NEEDS = missingTools([['nix-build', 'nix-bin'], ['tar', 'tar']]);
 const SETTINGS: TarSettings = { mtime: 1_700_000_000, uid: 1000, gid: 100, uname: 'nixuser', gname: 'users' };
@@ -18,14 +19,13 @@ const EXTRA = 'mkdir -p tmp && chmod 1777 tmp && echo "welcome" > etc/motd && ln
 describe('customisation layer', { skip: NEEDS }, () => {
   let app = '';
   let data = '';
-  let work: ReturnType<typeof tempDir>;
+  const work = tempDir({ after }, 'nixdock-custom-');
   let local = '';
 
   before(() => {
     app = nixBuild(helloApp('custom'))[0]!;
     data = execFileSync('nix-store', ['-q', '--references', app], { encoding: 'utf8' }).split('\n').find((p) => p.endsWith('-hello-data'))!;
-    work = tempDir('nixdock-custom-');
-    local = join(work.path, 'local');
+    local = join(work, 'local');
     mkdirSync(join(local, 'etc'), { recursive: true });
     mkdirSync(join(local, 'bin'));
     writeFileSync(join(local, 'etc/passwd'), 'root:x:0:0::/root:/bin/sh\n', { mode: 0o644 });
@@ -33,7 +33,6 @@ describe('customisation layer', { skip: NEEDS }, () => {
     writeFileSync(join(local, 'bin/tool'), '#!/bin/sh\n', { mode: 0o755 });
     symlinkSync('passwd', join(local, 'etc/passwd-link'));
   });
-  after(() => work.cleanup());
 
   const options = (overrides: Partial<CustomisationLayerOptions> = {}): CustomisationLayerOptions => ({
     storeRoots: [app, data],
@@ -42,14 +41,14 @@ describe('customisation layer', { skip: NEEDS }, () => {
     settings: SETTINGS,
     storeDir: '/nix/store',
     physicalPath: (p) => p,
-    tmpDir: join(work.path, 'tmp'),
+    tmpDir: join(work, 'tmp'),
     ...overrides,
   });
 
   test('holds the merged store trees, the local files and what extraCommands made', async () => {
     const layer = await customisationLayerSource(options());
     try {
-      const tarPath = join(work.path, 'custom.tar');
+      const tarPath = join(work, 'custom.tar');
       writeFileSync(tarPath, await readAll(layer.open()));
       const listing = execFileSync('tar', ['--quoting-style=literal', '-tvf', tarPath], { env: { ...process.env, TZ: 'UTC' }, encoding: 'utf8' });
       const lines = new Map(listing.trimEnd().split('\n').map((line) => {
@@ -77,12 +76,12 @@ describe('customisation layer', { skip: NEEDS }, () => {
     } finally {
       await layer.dispose();
     }
-    assert.deepEqual(readdirSync(join(work.path, 'tmp')), [], 'staging tree and tar are gone');
+    assert.deepEqual(readdirSync(join(work, 'tmp')), [], 'staging tree and tar are gone');
   });
 
   test('is reproducible: the same input gives the same bytes and key, a changed file a new key', async () => {
     const first = await customisationLayerSource(options());
-    const second = await customisationLayerSource(options({ tmpDir: join(work.path, 'tmp2') }));
+    const second = await customisationLayerSource(options({ tmpDir: join(work, 'tmp2') }));
     try {
       assert.equal(sha256(await readAll(first.open())), sha256(await readAll(second.open())));
       assert.equal(first.key, second.key);
@@ -97,7 +96,7 @@ describe('customisation layer', { skip: NEEDS }, () => {
   });
 
   test('a failing extraCommands is a LAYER_BUILD error with its stderr, and leaves nothing behind', async () => {
-    const tmpDir = join(work.path, 'tmp-fail');
+    const tmpDir = join(work, 'tmp-fail');
     await assert.rejects(customisationLayerSource(options({ tmpDir, extraCommands: 'chmod 555 etc && echo "no such tool: frobnicate" >&2 && exit 3' })), (err: NixdockError) => {
       assert.equal(err.code, 'LAYER_BUILD');
       assert.equal(err.location?.field, 'extraCommands');
@@ -110,7 +109,7 @@ describe('customisation layer', { skip: NEEDS }, () => {
 
   test('store roots alone are keyed by the roots\' NAR hashes and tarred without staging, to the bytes staging gives', async () => {
     const hashes = new Map(execFileSync('nix-store', ['-q', '--hash', app, data], { encoding: 'utf8' }).trim().split('\n').map((hash, i) => [[app, data][i]!, hash]));
-    const tmpDir = join(work.path, 'tmp-lazy');
+    const tmpDir = join(work, 'tmp-lazy');
     const storeOnly = (narHashOf: (path: string) => string | undefined) =>
       customisationLayerSource(options({ localDirs: [], extraCommands: undefined, tmpDir, narHashOf }));
     const lazy = await storeOnly((path) => hashes.get(path));
@@ -134,7 +133,7 @@ describe('customisation layer', { skip: NEEDS }, () => {
   test('bad contents are input errors that name the entry', async () => {
     const cases: Array<[Partial<CustomisationLayerOptions>, string, string]> = [
       [{ localDirs: ['relative/dir'] }, 'INPUT_INVALID', 'relative/dir'],
-      [{ localDirs: [join(work.path, 'missing')] }, 'INPUT_INVALID', join(work.path, 'missing')],
+      [{ localDirs: [join(work, 'missing')] }, 'INPUT_INVALID', join(work, 'missing')],
       [{ storeRoots: ['/etc'] }, 'STORE_PATH_OUTSIDE', '/etc'],
       [{ storeRoots: [`${app}-gone`] }, 'STORE_PATH_MISSING', `${app}-gone`],
     ];

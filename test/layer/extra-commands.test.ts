@@ -12,7 +12,8 @@ import type { NixdockError } from '../../src/errors.js';
 import { customisationLayerSource, type CustomisationLayerOptions } from '../../src/layer/customisation-layer.js';
 import { drv, helloApp, nixBuild } from '../helpers/nix.js';
 import { missingTools } from '../helpers/tools.js';
-import { readAll, tempDir } from './fixtures.js';
+import { readAll } from '../helpers/bytes.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const NEEDS = missingTools([['nix-build', 'nix-bin'], ['bwrap', 'bubblewrap'], ['tar', 'tar']]);
 const SETTINGS = { mtime: 1, uid: 0, gid: 0, uname: 'root', gname: 'root' };
@@ -20,14 +21,12 @@ const SETTINGS = { mtime: 1, uid: 0, gid: 0, uname: 'root', gname: 'root' };
 describe('extraCommands', { skip: NEEDS }, () => {
   let app = '';
   let lib = '';
-  let work: ReturnType<typeof tempDir>;
+  const work = tempDir({ after }, 'nixdock-extra-');
 
   before(() => {
     app = nixBuild(helloApp('extra'))[0]!;
     lib = nixBuild(drv('extra-lib', 'export PATH=/usr/bin:/bin; mkdir -p $out/share; echo from-lib > $out/share/msg'))[0]!;
-    work = tempDir('nixdock-extra-');
   });
-  after(() => work.cleanup());
 
   const options = (extraCommands: string, overrides: Partial<CustomisationLayerOptions> = {}): CustomisationLayerOptions => ({
     storeRoots: [app],
@@ -36,7 +35,7 @@ describe('extraCommands', { skip: NEEDS }, () => {
     settings: SETTINGS,
     storeDir: '/nix/store',
     physicalPath: (p) => p,
-    tmpDir: join(work.path, 'tmp'),
+    tmpDir: join(work, 'tmp'),
     ...overrides,
   });
 
@@ -44,7 +43,7 @@ describe('extraCommands', { skip: NEEDS }, () => {
   async function layerFiles(extraCommands: string): Promise<Map<string, string>> {
     const layer = await customisationLayerSource(options(extraCommands));
     try {
-      const dir = join(work.path, `x-${Math.random().toString(36).slice(2)}`);
+      const dir = join(work, `x-${Math.random().toString(36).slice(2)}`);
       mkdirSync(dir);
       execFileSync('tar', ['-xf', '-', '-C', dir], { input: await readAll(layer.open()) });
       const files = new Map<string, string>();
@@ -136,7 +135,7 @@ describe('extraCommands', { skip: NEEDS }, () => {
   });
 
   test('without bwrap on PATH: TOOL_MISSING naming bubblewrap', async () => {
-    const bin = join(work.path, 'bin-without-bwrap');
+    const bin = join(work, 'bin-without-bwrap');
     mkdirSync(bin);
     symlinkSync(execFileSync('sh', ['-c', 'command -v bash'], { encoding: 'utf8' }).trim(), join(bin, 'bash'));
     const saved = process.env.PATH;

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { describe, test } from 'node:test';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { CHUNK_SIZE, gzipDeterministic } from '../../src/layer/gzip.js';
 import { missingTools } from '../helpers/tools.js';
-import { readAll } from './fixtures.js';
+import { readAll, sha256Hex } from '../helpers/bytes.js';
 
 /** Compressible but not trivial, and several pieces long: text-like runs mixed with random bytes (~9 MiB). */
 const INPUT = Buffer.concat(Array.from({ length: 160 }, (_, i) => Buffer.concat([Buffer.from(`line ${i} `.repeat(5000)), randomBytes(8192)])));
@@ -19,8 +19,6 @@ function gzip(bytes: Buffer, opts: { chunk: number; threads: number }): Promise<
   return readAll(chunked(bytes, opts.chunk).pipe(gzipDeterministic({ threads: opts.threads })));
 }
 
-const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-
 describe('deterministic parallel gzip', () => {
   test('1, 2 and 4 threads, and any input chunking, give the same bytes, with a fixed header', async () => {
     const outputs = await Promise.all([
@@ -28,8 +26,8 @@ describe('deterministic parallel gzip', () => {
       gzip(INPUT, { chunk: 4096, threads: 2 }),
       gzip(INPUT, { chunk: 777, threads: 4 }),
     ]);
-    assert.equal(sha256(outputs[1]!), sha256(outputs[0]!));
-    assert.equal(sha256(outputs[2]!), sha256(outputs[0]!));
+    assert.equal(sha256Hex(outputs[1]!), sha256Hex(outputs[0]!));
+    assert.equal(sha256Hex(outputs[2]!), sha256Hex(outputs[0]!));
     assert.deepEqual([...outputs[0]!.subarray(0, 10)], [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3], 'no name, mtime 0, XFL 0 (level 6), OS Unix');
     assert.ok(INPUT.length > 8 * CHUNK_SIZE, 'the input spans many pieces');
     // The dictionary carries matches across pieces: within 1 % of one zlib stream at the same level.

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { describe, test } from 'node:test';
 import { DigestStream } from '../../src/digest.js';
 import { hashLayer } from '../../src/layer/hash.js';
 import type { LayerSource } from '../../src/types.js';
-import { readAll } from './fixtures.js';
+import { readAll, sha256 } from '../helpers/bytes.js';
 
 /** Compressible but not trivial: text-like runs mixed with random bytes, a few MiB. */
 const INPUT = Buffer.concat(Array.from({ length: 64 }, (_, i) => Buffer.concat([Buffer.from(`line ${i} `.repeat(2000)), randomBytes(4096)])));
@@ -23,13 +23,13 @@ describe('layer hashing', () => {
     const digest = new DigestStream();
     const out = await readAll(chunked(INPUT, 1000).pipe(digest));
     assert.ok(out.equals(INPUT));
-    assert.equal(digest.digest(), `sha256:${createHash('sha256').update(INPUT).digest('hex')}`);
+    assert.equal(digest.digest(), sha256(INPUT));
     assert.equal(digest.bytes, INPUT.length);
   });
 
   test('hashLayer gives the diff_id and size of what the source streams, and stops on abort', async () => {
     const result = await hashLayer(sourceOf(INPUT));
-    assert.deepEqual(result, { diffId: `sha256:${createHash('sha256').update(INPUT).digest('hex')}`, size: INPUT.length });
+    assert.deepEqual(result, { diffId: sha256(INPUT), size: INPUT.length });
     await assert.rejects(hashLayer(sourceOf(INPUT), AbortSignal.abort()), { name: 'AbortError' });
   });
 });

@@ -5,25 +5,24 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readlinkSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readlinkSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { NIX_ENV, helloApp, nixBuild } from '../helpers/nix.js';
 import { missingTools } from '../helpers/tools.js';
-import { nixdock, nixdockJson, tempDir, writeConfig } from '../publish/helpers.js';
+import type { BuildJsonImage } from '../../src/commands/build.js';
+import { nixdock, nixdockJson } from '../helpers/cli.js';
+import { tempProject } from '../helpers/project.js';
+import type { Cleanup } from '../helpers/tmp.js';
 
 const skip = missingTools([['nix-build', 'nix-bin'], ['umoci', 'umoci']]);
 const MTIME = '2023-11-14T22:13:20Z';
 const MTIME_SECONDS = 1_700_000_000;
 
-interface BuildJson {
-  images: Array<{ tag: string; layers: Array<{ diffId: string }> }>;
-}
-
 /** Builds the project's only image and unpacks it with umoci; returns the image root and the build result. */
-function buildAndUnpack(project: string): { rootfs: string; image: BuildJson['images'][0] } {
-  const image = nixdockJson<BuildJson>(project, ['build', '--format', 'oci']).images[0]!;
+function buildAndUnpack(project: string): { rootfs: string; image: BuildJsonImage } {
+  const image = nixdockJson(project, ['build', '--format', 'oci']).images[0]!;
   const bundle = join(project, 'bundle');
   execFileSync('umoci', ['unpack', '--rootless', '--image', `${join(project, 'out', 'oci')}:${image.tag}`, bundle], { stdio: ['ignore', 'pipe', 'pipe'] });
   return { rootfs: join(bundle, 'rootfs'), image };
@@ -59,12 +58,12 @@ describe('includeNixDB', { skip }, () => {
     app = nixBuild(helloApp('nix-db'))[0]!;
   });
 
-  const nixStoreImage = (project: string) =>
-    writeConfig(project, [{ name: 'nixdb', contents: [app], includeNixDB: true, mtime: MTIME, config: { Cmd: ['/bin/hello'] } }]);
+  /** A project whose only image is the app from the Nix store, with its database. */
+  const nixStoreImage = (t: Cleanup) =>
+    tempProject(t, { 'nixdock.config.json': { store: 'nix', images: [{ name: 'nixdb', contents: [app], includeNixDB: true, mtime: MTIME, config: { Cmd: ['/bin/hello'] } }] } }).dir;
 
   test('registers exactly the closure with its references, and roots the contents', (t) => {
-    const project = tempDir(t, 'nixdock-nixdb-');
-    nixStoreImage(project);
+    const project = nixStoreImage(t);
     const { rootfs } = buildAndUnpack(project);
 
     const closure = nixStore(['-qR', app]).trim().split('\n').sort();
@@ -79,21 +78,16 @@ describe('includeNixDB', { skip }, () => {
   });
 
   test('the same closure gives the same layer bytes', (t) => {
-    const diffIds = ['a', 'b'].map((name) => {
-      const project = tempDir(t, `nixdock-nixdb-${name}-`);
-      nixStoreImage(project);
-      return nixdockJson<BuildJson>(project, ['build', '--format', 'oci']).images[0]!.layers.map((l) => l.diffId);
-    });
+    const diffIds = ['a', 'b'].map(() => nixdockJson(nixStoreImage(t), ['build', '--format', 'oci']).images[0]!.layers.map((l) => l.diffId));
     assert.deepEqual(diffIds[0], diffIds[1]);
   });
 
   test('works with a dir store, and says what is missing without nix-store', (t) => {
-    const project = tempDir(t, 'nixdock-nixdb-dir-');
-    const entry = join(project, 'store', '0c9s5wn5wsya8yp1kl3s3jlyrx5d8k3w-greeting');
-    mkdirSync(join(entry, 'share'), { recursive: true });
-    writeFileSync(join(entry, 'share', 'greeting'), 'hi\n');
     const greeting = '/nix/store/0c9s5wn5wsya8yp1kl3s3jlyrx5d8k3w-greeting';
-    writeConfig(project, [{ name: 'nixdb', contents: [greeting], includeNixDB: true }], { store: { type: 'dir', path: 'store' } });
+    const project = tempProject(t, {
+      'store/0c9s5wn5wsya8yp1kl3s3jlyrx5d8k3w-greeting/share/greeting': 'hi\n',
+      'nixdock.config.json': { store: { type: 'dir', path: 'store' }, images: [{ name: 'nixdb', contents: [greeting], includeNixDB: true }] },
+    }).dir;
 
     const { rootfs } = buildAndUnpack(project);
     assert.deepEqual(readRegistrations(rootfs).refs, new Map([[greeting, []]]));

@@ -12,20 +12,19 @@ import { customisationLayerSource, type CustomisationLayerOptions } from '../../
 import { hashLayer } from '../../src/layer/hash.js';
 import { BUSYBOX, nixBuild } from '../helpers/nix.js';
 import { missingTools } from '../helpers/tools.js';
-import { readAll, tempDir } from './fixtures.js';
+import { readAll } from '../helpers/bytes.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const NEEDS = missingTools([['nix-build', 'nix-bin'], ['bwrap', 'bubblewrap'], ['fakeroot', 'fakeroot'], ['tar', 'tar']]);
 const SETTINGS = { mtime: 1, uid: 0, gid: 0, uname: 'root', gname: 'root' };
 
 describe('customisation layer ownership', { skip: NEEDS }, () => {
   let busybox = '';
-  let work: ReturnType<typeof tempDir>;
+  const work = tempDir({ after }, 'nixdock-owner-');
 
   before(() => {
     busybox = nixBuild(BUSYBOX)[0]!;
-    work = tempDir('nixdock-owner-');
   });
-  after(() => work.cleanup());
 
   const options = (overrides: Partial<CustomisationLayerOptions>): CustomisationLayerOptions => ({
     storeRoots: [busybox],
@@ -33,7 +32,7 @@ describe('customisation layer ownership', { skip: NEEDS }, () => {
     settings: SETTINGS,
     storeDir: '/nix/store',
     physicalPath: (p) => p,
-    tmpDir: join(work.path, 'tmp'),
+    tmpDir: join(work, 'tmp'),
     ...overrides,
   });
 
@@ -41,7 +40,7 @@ describe('customisation layer ownership', { skip: NEEDS }, () => {
   async function listing(overrides: Partial<CustomisationLayerOptions>): Promise<Record<string, string>> {
     const layer = await customisationLayerSource(options(overrides));
     try {
-      const tar = join(work.path, 'layer.tar');
+      const tar = join(work, 'layer.tar');
       writeFileSync(tar, await readAll(layer.open()));
       assert.deepEqual(await hashLayer(layer), { diffId: layer.diffId, size: await layer.size() });
       const lines = execFileSync('tar', ['--numeric-owner', '-tvf', tar], { encoding: 'utf8' }).trimEnd().split('\n');

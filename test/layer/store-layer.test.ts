@@ -8,7 +8,10 @@ import { hashLayer } from '../../src/layer/hash.js';
 import { storeLayerSource } from '../../src/layer/store-layer.js';
 import type { TarSettings } from '../../src/types.js';
 import { missingTools } from '../helpers/tools.js';
-import { BIG_FILE_SIZE, LONG_DIR, LONG_FILE, LONG_TARGET, UTF8_NAMES, edgePaths, readAll, referenceLayers, sha256, tempDir } from './fixtures.js';
+import { BIG_FILE_SIZE, LONG_DIR, LONG_FILE, LONG_TARGET, UTF8_NAMES, edgePaths } from '../helpers/edge-paths.js';
+import { referenceLayers } from '../helpers/nixpkgs-reference.js';
+import { tempDir } from '../helpers/tmp.js';
+import { readAll, sha256 } from '../helpers/bytes.js';
 
 const NEEDS = missingTools([['nix-build', 'nix-bin'], ['python3', 'python3'], ['tar', 'tar']]);
 const DEFAULTS: TarSettings = { mtime: 1, uid: 0, gid: 0, uname: 'root', gname: 'root' };
@@ -72,63 +75,59 @@ describe('store layer bytes', { skip: NEEDS }, () => {
 });
 
 describe('store layer as GNU tar lists it', { skip: NEEDS }, () => {
-  test('names, types, modes, owners and sizes are what the store holds', async () => {
+  test('names, types, modes, owners and sizes are what the store holds', async (t) => {
     const { tree, file, symlink } = edgePaths();
-    const dir = tempDir('nixdock-layer-tar-');
-    try {
-      const tarPath = join(dir.path, 'layer.tar');
-      writeFileSync(tarPath, await readAll(layerOf([tree, file, symlink], OWNED).open()));
-      const listing = execFileSync('tar', ['--quoting-style=literal', '-tvf', tarPath], {
-        env: { ...process.env, TZ: 'UTC', LC_ALL: 'C.UTF-8' },
-        stdio: ['ignore', 'pipe', 'ignore'], // tar notes that it strips the leading / on stderr
-        encoding: 'utf8',
-      });
-      const entries = parseListing(listing);
-      const byName = new Map(entries.map((e) => [e.name, e]));
-      const expect = (name: string, perms: string, size?: number, target?: string): void => {
-        const entry = byName.get(name);
-        assert.ok(entry, `${name} is listed`);
-        assert.equal(entry.perms, perms, `mode of ${name}`);
-        if (size !== undefined) assert.equal(entry.size, size, `size of ${name}`);
-        assert.equal(entry.target, target, `link target of ${name}`);
-      };
+    const dir = tempDir(t, 'nixdock-layer-tar-');
+    const tarPath = join(dir, 'layer.tar');
+    writeFileSync(tarPath, await readAll(layerOf([tree, file, symlink], OWNED).open()));
+    const listing = execFileSync('tar', ['--quoting-style=literal', '-tvf', tarPath], {
+      env: { ...process.env, TZ: 'UTC', LC_ALL: 'C.UTF-8' },
+      stdio: ['ignore', 'pipe', 'ignore'], // tar notes that it strips the leading / on stderr
+      encoding: 'utf8',
+    });
+    const entries = parseListing(listing);
+    const byName = new Map(entries.map((e) => [e.name, e]));
+    const expect = (name: string, perms: string, size?: number, target?: string): void => {
+      const entry = byName.get(name);
+      assert.ok(entry, `${name} is listed`);
+      assert.equal(entry.perms, perms, `mode of ${name}`);
+      if (size !== undefined) assert.equal(entry.size, size, `size of ${name}`);
+      assert.equal(entry.target, target, `link target of ${name}`);
+    };
 
-      assert.deepEqual(entries.slice(0, 3).map((e) => e.name), ['/nix/', '/nix/store/', `${tree}/`]);
-      expect('/nix/', 'drwxr-xr-x');
-      expect('/nix/store/', 'drwxr-xr-x');
-      expect(`${tree}/`, 'dr-xr-xr-x');
-      expect(`${tree}/bin/run`, '-r-xr-xr-x', 19);
-      expect(`${tree}/bin/data`, '-r--r--r--', 5);
-      assert.ok(statSync(`${tree}/bin/data-hardlink`).nlink > 1, 'the fixture really has a hard link');
-      expect(`${tree}/bin/data-hardlink`, '-r--r--r--', 5); // a full regular file, not a tar hard link
-      expect(`${tree}/share/empty`, '-r--r--r--', 0);
-      expect(`${tree}/share/empty-dir/`, 'dr-xr-xr-x');
-      expect(`${tree}/${LONG_DIR}/`, 'dr-xr-xr-x');
-      expect(`${tree}/${LONG_DIR}/${LONG_FILE}`, '-r--r--r--', 4);
-      expect(`${tree}/big`, '-r--r--r--', BIG_FILE_SIZE);
-      for (const name of UTF8_NAMES) expect(`${tree}/${name}`, '-r--r--r--', 1);
-      expect(`${tree}/link-rel`, 'lrwxrwxrwx', 0, 'bin/run');
-      expect(`${tree}/link-long`, 'lrwxrwxrwx', 0, LONG_TARGET);
-      expect(`${tree}/link-utf8`, 'lrwxrwxrwx', 0, UTF8_NAMES[0]);
-      expect(`${tree}/link-dir`, 'lrwxrwxrwx', 0, 'share');
-      expect(file, '-r--r--r--', 12);
-      expect(symlink, 'lrwxrwxrwx', 0, `${tree}/bin/run`);
-      assert.ok(!byName.has(`${tree}/link-dir/empty`), 'a symlinked directory is not followed');
+    assert.deepEqual(entries.slice(0, 3).map((e) => e.name), ['/nix/', '/nix/store/', `${tree}/`]);
+    expect('/nix/', 'drwxr-xr-x');
+    expect('/nix/store/', 'drwxr-xr-x');
+    expect(`${tree}/`, 'dr-xr-xr-x');
+    expect(`${tree}/bin/run`, '-r-xr-xr-x', 19);
+    expect(`${tree}/bin/data`, '-r--r--r--', 5);
+    assert.ok(statSync(`${tree}/bin/data-hardlink`).nlink > 1, 'the fixture really has a hard link');
+    expect(`${tree}/bin/data-hardlink`, '-r--r--r--', 5); // a full regular file, not a tar hard link
+    expect(`${tree}/share/empty`, '-r--r--r--', 0);
+    expect(`${tree}/share/empty-dir/`, 'dr-xr-xr-x');
+    expect(`${tree}/${LONG_DIR}/`, 'dr-xr-xr-x');
+    expect(`${tree}/${LONG_DIR}/${LONG_FILE}`, '-r--r--r--', 4);
+    expect(`${tree}/big`, '-r--r--r--', BIG_FILE_SIZE);
+    for (const name of UTF8_NAMES) expect(`${tree}/${name}`, '-r--r--r--', 1);
+    expect(`${tree}/link-rel`, 'lrwxrwxrwx', 0, 'bin/run');
+    expect(`${tree}/link-long`, 'lrwxrwxrwx', 0, LONG_TARGET);
+    expect(`${tree}/link-utf8`, 'lrwxrwxrwx', 0, UTF8_NAMES[0]);
+    expect(`${tree}/link-dir`, 'lrwxrwxrwx', 0, 'share');
+    expect(file, '-r--r--r--', 12);
+    expect(symlink, 'lrwxrwxrwx', 0, `${tree}/bin/run`);
+    assert.ok(!byName.has(`${tree}/link-dir/empty`), 'a symlinked directory is not followed');
 
-      assert.deepEqual(new Set(entries.map((e) => e.owner)), new Set(['nixuser/users']));
-      assert.deepEqual(new Set(entries.map((e) => e.date)), new Set(['2023-11-14 22:13']));
+    assert.deepEqual(new Set(entries.map((e) => e.owner)), new Set(['nixuser/users']));
+    assert.deepEqual(new Set(entries.map((e) => e.date)), new Set(['2023-11-14 22:13']));
 
-      const names = entries.map((e) => e.name);
-      const order = ['B', 'a/', 'a/f', 'a-b', 'a.b', UTF8_NAMES[3], UTF8_NAMES[2]].map((n) => names.indexOf(`${tree}/${n}`));
-      assert.deepEqual(order, [...order].sort((x, y) => x - y), 'children in byte order of names, depth first');
+    const names = entries.map((e) => e.name);
+    const order = ['B', 'a/', 'a/f', 'a-b', 'a.b', UTF8_NAMES[3], UTF8_NAMES[2]].map((n) => names.indexOf(`${tree}/${n}`));
+    assert.deepEqual(order, [...order].sort((x, y) => x - y), 'children in byte order of names, depth first');
 
-      const onDisk = execFileSync('find', [tree, file, symlink], { encoding: 'utf8' }).trim().split('\n');
-      const expectedNames = onDisk.map((p) => (byName.get(`${p}/`) ? `${p}/` : p));
-      assert.deepEqual(new Set(names.slice(2)), new Set(expectedNames), 'every file of the store paths, nothing else');
-      assert.equal(names.length, onDisk.length + 2);
-    } finally {
-      dir.cleanup();
-    }
+    const onDisk = execFileSync('find', [tree, file, symlink], { encoding: 'utf8' }).trim().split('\n');
+    const expectedNames = onDisk.map((p) => (byName.get(`${p}/`) ? `${p}/` : p));
+    assert.deepEqual(new Set(names.slice(2)), new Set(expectedNames), 'every file of the store paths, nothing else');
+    assert.equal(names.length, onDisk.length + 2);
   });
 });
 
@@ -146,38 +145,30 @@ function parseListing(listing: string): Listed[] {
 }
 
 describe('store layer inputs', { skip: NEEDS }, () => {
-  test('reads files through physicalPath: a copy elsewhere gives the same bytes', async () => {
+  test('reads files through physicalPath: a copy elsewhere gives the same bytes', async (t) => {
     const paths = allPaths();
-    const copy = tempDir('nixdock-layer-copy-');
-    try {
-      execFileSync('cp', ['-a', ...paths, copy.path]);
-      const fromCopy = layerOf(paths, DEFAULTS, (p) => join(copy.path, basename(p)));
-      assert.equal((await hashLayer(fromCopy)).diffId, (await hashLayer(layerOf(paths, DEFAULTS))).diffId);
-    } finally {
-      copy.cleanup();
-    }
+    const copy = tempDir(t, 'nixdock-layer-copy-');
+    execFileSync('cp', ['-a', ...paths, copy]);
+    const fromCopy = layerOf(paths, DEFAULTS, (p) => join(copy, basename(p)));
+    assert.equal((await hashLayer(fromCopy)).diffId, (await hashLayer(layerOf(paths, DEFAULTS))).diffId);
   });
 
-  test('a file that grows or shrinks after the walk fails the layer instead of writing a wrong tar', async () => {
+  test('a file that grows or shrinks after the walk fails the layer instead of writing a wrong tar', async (t) => {
     const { tree } = edgePaths();
-    const copy = tempDir('nixdock-layer-corrupt-');
-    try {
-      execFileSync('cp', ['-a', tree, copy.path]);
-      const physical = join(copy.path, basename(tree));
-      const layer = layerOf([tree], DEFAULTS, () => physical);
-      await layer.size(); // the walk measured every file
-      chmodSync(join(physical, 'bin'), 0o755);
-      chmodSync(join(physical, 'bin/data'), 0o644);
-      appendFileSync(join(physical, 'bin/data'), 'more');
-      await assert.rejects(hashLayer(layer), (err: NixdockError) => err.code === 'LAYER_BUILD' && /grew/.test(err.message));
-      truncateSync(join(physical, 'big'), 10);
-      const fresh = layerOf([tree], DEFAULTS, () => physical);
-      await fresh.size();
-      truncateSync(join(physical, 'big'), 5);
-      await assert.rejects(hashLayer(fresh), (err: NixdockError) => err.code === 'LAYER_BUILD' && /shrank/.test(err.message));
-    } finally {
-      copy.cleanup();
-    }
+    const copy = tempDir(t, 'nixdock-layer-corrupt-');
+    execFileSync('cp', ['-a', tree, copy]);
+    const physical = join(copy, basename(tree));
+    const layer = layerOf([tree], DEFAULTS, () => physical);
+    await layer.size(); // the walk measured every file
+    chmodSync(join(physical, 'bin'), 0o755);
+    chmodSync(join(physical, 'bin/data'), 0o644);
+    appendFileSync(join(physical, 'bin/data'), 'more');
+    await assert.rejects(hashLayer(layer), (err: NixdockError) => err.code === 'LAYER_BUILD' && /grew/.test(err.message));
+    truncateSync(join(physical, 'big'), 10);
+    const fresh = layerOf([tree], DEFAULTS, () => physical);
+    await fresh.size();
+    truncateSync(join(physical, 'big'), 5);
+    await assert.rejects(hashLayer(fresh), (err: NixdockError) => err.code === 'LAYER_BUILD' && /shrank/.test(err.message));
   });
 
   test('the key follows everything that changes the bytes, and nothing else', () => {

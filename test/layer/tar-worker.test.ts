@@ -9,7 +9,9 @@ import { storeLayerSource } from '../../src/layer/store-layer.js';
 import { liveTarWorkers } from '../../src/tar/worker-pool.js';
 import type { TarSettings } from '../../src/types.js';
 import { missingTools } from '../helpers/tools.js';
-import { edgePaths, readAll, sha256, tempDir } from './fixtures.js';
+import { edgePaths } from '../helpers/edge-paths.js';
+import { tempDir } from '../helpers/tmp.js';
+import { readAll, sha256 } from '../helpers/bytes.js';
 
 const NEEDS = missingTools([['nix-build', 'nix-bin']]);
 const DEFAULTS: TarSettings = { mtime: 1, uid: 0, gid: 0, uname: 'root', gname: 'root' };
@@ -48,9 +50,7 @@ describe('store layer bytes come from a worker thread', { skip: NEEDS }, () => {
       test('the bytes and digest are those of the stream', async (t) => {
         const layer = edgeLayer();
         const bytes = await readAll(layer.open());
-        const dir = tempDir('nixdock-layer-fd-');
-        t.after(dir.cleanup);
-        const file = join(dir.path, 'layer.tar');
+        const file = join(tempDir(t, 'nixdock-layer-fd-'), 'layer.tar');
         const fd = openSync(file, 'w');
         try {
           assert.equal(await layer.writeToFd!(fd), sha256(bytes));
@@ -77,9 +77,7 @@ describe('store layer bytes come from a worker thread', { skip: NEEDS }, () => {
       test('a known digest is not computed again: the bytes are the same, only counted', async (t) => {
         const layer = edgeLayer();
         const diffId = sha256(await readAll(layer.open()));
-        const dir = tempDir('nixdock-layer-known-');
-        t.after(dir.cleanup);
-        const file = join(dir.path, 'layer.tar');
+        const file = join(tempDir(t, 'nixdock-layer-known-'), 'layer.tar');
         const fd = openSync(file, 'w');
         const claimed = `sha256:${'0'.repeat(64)}` as const;
         try {
@@ -116,9 +114,7 @@ describe('store layer bytes come from a worker thread', { skip: NEEDS }, () => {
 
   test('a stream its consumer drops without destroying it does not keep the process alive', (t) => {
     // As a pipe() source left behind by a failed pipeline: paused, never destroyed, its worker blocked on a full ring.
-    const dir = tempDir('nixdock-layer-dropped-');
-    t.after(dir.cleanup);
-    const script = join(dir.path, 'drop.mjs');
+    const script = join(tempDir(t, 'nixdock-layer-dropped-'), 'drop.mjs');
     writeFileSync(script, `
       import { storeLayerSource } from ${JSON.stringify(join(REPO, 'src/layer/store-layer.ts'))};
       const stream = storeLayerSource({ paths: JSON.parse(process.argv[2]), settings: ${JSON.stringify(DEFAULTS)}, storeDir: '/nix/store', physicalPath: (p) => p }).open();
@@ -133,12 +129,11 @@ describe('store layer bytes come from a worker thread', { skip: NEEDS }, () => {
   test('a small layer is tarred by a worker left idle by a big one, with the bytes it has tarred inline', async (t) => {
     const { file, symlink } = edgePaths();
     const small = storeLayerSource({ paths: [file, symlink], settings: DEFAULTS, storeDir: '/nix/store', physicalPath: (p) => p });
-    const dir = tempDir('nixdock-layer-small-');
-    t.after(dir.cleanup);
+    const dir = tempDir(t, 'nixdock-layer-small-');
     const written = async (name: string) => {
-      const fd = openSync(join(dir.path, name), 'w');
+      const fd = openSync(join(dir, name), 'w');
       try {
-        return { digest: await small.writeToFd!(fd), bytes: readFileSync(join(dir.path, name)) };
+        return { digest: await small.writeToFd!(fd), bytes: readFileSync(join(dir, name)) };
       } finally {
         closeSync(fd);
       }
@@ -161,17 +156,16 @@ describe('store layer bytes come from a worker thread', { skip: NEEDS }, () => {
   });
 
   test('the compiled module (dist/, no tsx) finds its worker and writes the same bytes', async (t) => {
-    const out = tempDir('nixdock-layer-dist-');
-    t.after(out.cleanup);
+    const out = tempDir(t, 'nixdock-layer-dist-');
     const tsc = join(REPO, 'node_modules/typescript/bin/tsc');
     // The project's own strictness: narrowing differs without it, and the build compiles with it.
-    const options = ['--outDir', out.path, '--rootDir', join(REPO, 'src'), '--module', 'nodenext', '--target', 'es2022', '--strict', '--skipLibCheck'];
+    const options = ['--outDir', out, '--rootDir', join(REPO, 'src'), '--module', 'nodenext', '--target', 'es2022', '--strict', '--skipLibCheck'];
     // The worker module is loaded by URL, not imported, so it is named as a root (tsconfig's `include` covers all of src/).
     const roots = ['src/layer/store-layer.ts', 'src/tar/worker.ts'].map((file) => join(REPO, file));
     execFileSync(process.execPath, [tsc, ...options, ...roots], { stdio: 'pipe' });
-    writeFileSync(join(out.path, 'package.json'), '{"type":"module"}');
-    writeFileSync(join(out.path, 'hash-layer.js'), `
-      import { storeLayerSource } from ${JSON.stringify(join(out.path, 'layer/store-layer.js'))};
+    writeFileSync(join(out, 'package.json'), '{"type":"module"}');
+    writeFileSync(join(out, 'hash-layer.js'), `
+      import { storeLayerSource } from ${JSON.stringify(join(out, 'layer/store-layer.js'))};
       import { createHash } from 'node:crypto';
       const hash = createHash('sha256');
       const paths = JSON.parse(process.argv[2]);
@@ -180,7 +174,7 @@ describe('store layer bytes come from a worker thread', { skip: NEEDS }, () => {
     const { tree, file, symlink } = edgePaths();
     // Plain node without the tsx loader, as users run dist/: the worker must be the compiled .js file.
     const env = { ...process.env, NODE_OPTIONS: '' };
-    const digest = execFileSync(process.execPath, [join(out.path, 'hash-layer.js'), JSON.stringify([tree, file, symlink])], { encoding: 'utf8', env });
+    const digest = execFileSync(process.execPath, [join(out, 'hash-layer.js'), JSON.stringify([tree, file, symlink])], { encoding: 'utf8', env });
     assert.equal(digest.trim(), (await hashLayer(edgeLayer())).diffId);
   });
 });

@@ -10,7 +10,10 @@ import { hashLayer } from '../../src/layer/hash.js';
 import { storeLayerSource } from '../../src/layer/store-layer.js';
 import type { Image, Layer } from '../../src/types.js';
 import { missingTools } from '../helpers/tools.js';
-import { RUN_FLAGS, assemble, failingSource, helloImage, podman, skopeoConfig, skopeoInspect, tempDir } from './fixtures.js';
+import { RUN_FLAGS, podman } from '../helpers/podman.js';
+import { skopeoConfig, skopeoInspect } from '../helpers/skopeo.js';
+import { assemble, failingSource, helloImage } from './fixtures.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const NIX = ['nix-build', 'nix-bin'] as [string, string];
 const SKOPEO = ['skopeo', 'skopeo'] as [string, string];

@@ -4,35 +4,15 @@
  * Until src/layer lands, this stands in for the store layer writer: outputs only see the interface.
  */
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { createReadStream, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { createReadStream, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { TestContext } from 'node:test';
 import { assembleImage, buildImageConfig } from '../../src/image/config.js';
-import type { ContainerConfig, Digest, Image, Layer, LayerSource } from '../../src/types.js';
-import { NIX_ENV, helloApp, nixBuild } from '../helpers/nix.js';
-
-/** A temp dir removed when the test ends. */
-export function tempDir(t: TestContext, prefix = 'nixdock-out-'): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-export interface HelloClosure {
-  app: string;
-  /** The closure, dependencies first (busybox, data, app). */
-  paths: string[];
-  message: string;
-}
-
-export function helloClosure(message = 'hello from nixdock'): HelloClosure {
-  const [app] = nixBuild(helloApp(message));
-  const closure = execFileSync('nix-store', ['--query', '--requisites', app!], { env: NIX_ENV, encoding: 'utf8' }).trim().split('\n');
-  return { app: app!, paths: closure, message };
-}
+import type { ContainerConfig, Image, Layer, LayerSource } from '../../src/types.js';
+import { helloClosure, type HelloClosure } from '../helpers/nix.js';
+import { tempDir } from '../helpers/tmp.js';
+import { sha256, sha256Hex } from '../helpers/bytes.js';
 
 /** A LayerSource serving a tar file made by GNU tar from one store path. */
 export function tarLayerSource(storePath: string, dir: string): LayerSource {
@@ -44,7 +24,7 @@ export function tarLayerSource(storePath: string, dir: string): LayerSource {
 export function fileLayerSource(file: string, description: string): LayerSource {
   return {
     kind: 'store',
-    key: createHash('sha256').update(file).digest('hex'),
+    key: sha256Hex(file),
     storePaths: [description],
     description,
     size: async () => statSync(file).size,
@@ -55,7 +35,7 @@ export function fileLayerSource(file: string, description: string): LayerSource 
 /** The Layer of a tar-file source (its digest computed here, as the layer builder would). */
 export function knownLayer(source: LayerSource, file: string): Layer {
   const bytes = readFileSync(file);
-  const diffId: Digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+  const diffId = sha256(bytes);
   return { source, diffId, size: bytes.length, built: true, compressed: {} };
 }
 
@@ -96,29 +76,4 @@ export function failingSource(size = 1 << 20): LayerSource {
         })(),
       ),
   };
-}
-
-/** The global podman flags for a private store under `dir` (for callers that spawn podman themselves, e.g. to pipe into it). */
-export function podmanStoreFlags(dir: string): string[] {
-  return ['--root', join(dir, 'root'), '--runroot', join(dir, 'runroot'), '--tmpdir', join(dir, 'tmp'), '--storage-driver', 'vfs', '--cgroup-manager', 'cgroupfs', '--events-backend', 'file'];
-}
-
-/** Private podman store under `dir` with this machine's working runtime flags. */
-export function podman(dir: string, args: string[]): string {
-  return execFileSync('podman', [...podmanStoreFlags(dir), ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-}
-
-export const RUN_FLAGS = ['--runtime', '/usr/sbin/runc', 'run', '--rm', '--pull', 'never', '--network=none', '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024'];
-
-export function skopeoInspect(ref: string, tmp: string): { Layers: string[]; Digest: string } {
-  return JSON.parse(execFileSync('skopeo', ['--tmpdir', tmp, 'inspect', ref], { encoding: 'utf8' }));
-}
-
-/** The manifest as skopeo reads it (skopeo 1.9 has no LayersData, so media types come from here). */
-export function skopeoManifest(ref: string, tmp: string): { mediaType: string; layers: Array<{ mediaType: string; digest: string; size: number }> } {
-  return JSON.parse(execFileSync('skopeo', ['--tmpdir', tmp, 'inspect', '--raw', ref], { encoding: 'utf8' }));
-}
-
-export function skopeoConfig(ref: string, tmp: string): { rootfs: { diff_ids: string[] }; config: ContainerConfig } {
-  return JSON.parse(execFileSync('skopeo', ['--tmpdir', tmp, 'inspect', '--config', ref], { encoding: 'utf8' }));
 }

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -10,13 +9,14 @@ import { MediaType } from '../../src/image/manifest.js';
 import { OciLayout } from '../../src/formats/oci-layout/write.js';
 import type { Codec, Image } from '../../src/types.js';
 import { missingTools } from '../helpers/tools.js';
-import { assemble, failingSource, fileLayerSource, helloImage, skopeoInspect, skopeoManifest, tempDir } from './fixtures.js';
+import { skopeoInspect, skopeoManifest } from '../helpers/skopeo.js';
+import { assemble, failingSource, fileLayerSource, helloImage } from './fixtures.js';
+import { tempDir } from '../helpers/tmp.js';
+import { sha256 } from '../helpers/bytes.js';
 
 const NIX = ['nix-build', 'nix-bin'] as [string, string];
 const SKOPEO = ['skopeo', 'skopeo'] as [string, string];
 const UMOCI = ['umoci', 'umoci'] as [string, string];
-
-const sha = (bytes: Buffer): string => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 
 /** Writes every layer with the codec, then the image: what the build orchestrator does. */
 async function writeImage(layout: OciLayout, image: Image, codec: Codec): Promise<Image> {
@@ -31,7 +31,7 @@ function snapshot(dir: string): Map<string, string> {
   const files = new Map<string, string>();
   for (const name of readdirSync(dir, { recursive: true }) as string[]) {
     const path = join(dir, name);
-    if (statSync(path).isFile()) files.set(name, sha(readFileSync(path)));
+    if (statSync(path).isFile()) files.set(name, sha256(readFileSync(path)));
   }
   return files;
 }
@@ -67,8 +67,8 @@ test('a gzip layout: deterministic blobs that gunzip to the diff_id, accepted by
 
   for (const layer of written.layers) {
     const blob = readFileSync(layout.blobPath(layer.compressed.gzip!.digest));
-    assert.equal(sha(blob), layer.compressed.gzip!.digest);
-    assert.equal(sha(gunzipSync(blob)), layer.diffId);
+    assert.equal(sha256(blob), layer.compressed.gzip!.digest);
+    assert.equal(sha256(gunzipSync(blob)), layer.diffId);
     assert.deepEqual([...blob.subarray(4, 10)], [0, 0, 0, 0, 0, 3], 'mtime 0, no extra flags, OS byte 3 (Unix)');
     assert.equal(blob[3]! & 0x08, 0, 'no file name in the gzip header');
   }
@@ -87,7 +87,7 @@ test('zstd layers decompress to the diff_id and are deterministic', { skip: miss
   const layout = new OciLayout(join(dir, 'oci'));
   const written = await writeImage(layout, image, 'zstd');
   const blob = layout.blobPath(written.layers[1]!.compressed.zstd!.digest);
-  assert.equal(sha(execFileSync('zstd', ['-d', '-c', blob], { maxBuffer: 1 << 28 })), written.layers[1]!.diffId);
+  assert.equal(sha256(execFileSync('zstd', ['-d', '-c', blob], { maxBuffer: 1 << 28 })), written.layers[1]!.diffId);
   const manifest = skopeoManifest(`oci:${layout.dir}:${image.tag}`, dir);
   assert.ok(manifest.layers.every((l) => l.mediaType === MediaType.layerZstd));
   const again = await new OciLayout(join(dir, 'again')).writeLayer(image.layers[1]!.source, 'zstd');

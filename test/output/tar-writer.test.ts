@@ -14,7 +14,9 @@ import type { NixdockError } from '../../src/errors.js';
 import { writeDockerArchive, writeDockerArchiveFile } from '../../src/formats/docker-archive/write.js';
 import { missingTools } from '../helpers/tools.js';
 import { archiveLayers, childImage } from './archive-fixtures.js';
-import { helloClosure, tarLayerSource, tempDir } from './fixtures.js';
+import { helloClosure } from '../helpers/nix.js';
+import { tarLayerSource } from './fixtures.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const NIX = ['nix-build', 'nix-bin'] as [string, string];
 const CHILD = fileURLToPath(new URL('./archive-child.ts', import.meta.url));

@@ -13,7 +13,7 @@ import { test, type TestContext } from 'node:test';
 import { nixdock } from '../helpers/cli.js';
 import { BUSYBOX, drv, nixBuild } from '../helpers/nix.js';
 import { missingTools } from '../helpers/tools.js';
-import { skopeoConfig } from '../output/fixtures.js';
+import { skopeoConfig } from '../helpers/skopeo.js';
 
 const skip = missingTools([['nix-build', 'nix-bin'], ['skopeo', 'skopeo']]);
 

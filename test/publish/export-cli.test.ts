@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { helloApp } from '../helpers/nix.js';
 import { missingTools } from '../helpers/tools.js';
-import { nixdock, nixdockJson, tempDir, writeConfig } from './helpers.js';
+import { nixdock, nixdockJson } from '../helpers/cli.js';
+import { tempProject } from '../helpers/project.js';
 
 const skip = missingTools([['nix-build', 'nix-bin'], ['tar', 'tar']]);
 
@@ -22,15 +23,19 @@ function messageIn(tarball: string, into: string): string {
 }
 
 test('nixdock export of a project image: the newest build by default, or the tag named', { skip }, (t) => {
-  const project = tempDir(t);
-  writeConfig(project, [
-    { name: 'app', contents: [{ nix: './app.nix' }], config: { Cmd: ['/bin/hello'] } },
-    { name: 'other', tag: 'latest', contents: [{ nix: './other.nix' }] },
-  ]);
-  writeFileSync(join(project, 'other.nix'), helloApp('other image'));
+  const project = tempProject(t, {
+    'nixdock.config.json': {
+      store: 'nix',
+      images: [
+        { name: 'app', contents: [{ nix: './app.nix' }], config: { Cmd: ['/bin/hello'] } },
+        { name: 'other', tag: 'latest', contents: [{ nix: './other.nix' }] },
+      ],
+    },
+    'other.nix': helloApp('other image'),
+  }).dir;
   const build = (message: string): string => {
     writeFileSync(join(project, 'app.nix'), helloApp(message));
-    return nixdockJson(project, ['build']).images[0].tag;
+    return nixdockJson(project, ['build']).images[0]!.tag;
   };
   const v1 = build('v1');
   build('v2');

@@ -1,34 +1,17 @@
-/**
- * The real `nixdock` CLI in temporary projects whose images come from real Nix derivations, as a
- * user runs it: files, exit codes, --json output.
- */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { TestContext } from 'node:test';
-import { nixdock as runNixdock, type CliRun } from '../helpers/cli.js';
-import { NIX_ENV } from '../helpers/nix.js';
+/** What the publish suite's tests share: a push of a project image as the CLI reports it. */
+import assert from 'node:assert/strict';
+import { nixdockJson, nixdockJsonAsync } from '../helpers/cli.js';
 
-/** Runs `nixdock ARGS` with these variables added to the test environment. */
-export function nixdock(cwd: string, args: string[], env: NodeJS.ProcessEnv = {}): CliRun {
-  return runNixdock(cwd, args, { ...NIX_ENV, ...env });
+/** `nixdock push --json ARGS` of an image the config defines: planned from its spec, so it says what it tarred and what it took from the registry. */
+export function plannedPush(project: string, args: string[]) {
+  const result = nixdockJson(project, ['push', ...args]);
+  assert.ok('layersTarred' in result, 'the push was planned from the spec');
+  return result;
 }
 
-/** Runs the CLI with --json and returns the parsed result; fails the test with stderr on a non-zero exit. */
-export function nixdockJson<T = any>(cwd: string, args: string[]): T {
-  const run = nixdock(cwd, [...args, '--json']);
-  if (run.status !== 0) throw new Error(`nixdock ${args.join(' ')} exited ${run.status}:\n${run.stderr}`);
-  return JSON.parse(run.stdout) as T;
-}
-
-/** A temp dir removed after the test (or suite) that created it. */
-export function tempDir(t: Pick<TestContext, 'after'>, prefix = 'nixdock-publish-'): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-/** Writes nixdock.config.json (real Nix store, OCI output) with the given images. */
-export function writeConfig(dir: string, images: unknown[], extra: Record<string, unknown> = {}): void {
-  writeFileSync(join(dir, 'nixdock.config.json'), JSON.stringify({ store: 'nix', images, ...extra }, null, 2));
+/** plannedPush without blocking the test's event loop: for pushes through a test proxy, which runs in it. */
+export async function plannedPushAsync(project: string, args: string[]) {
+  const result = await nixdockJsonAsync(project, ['push', ...args]);
+  assert.ok('layersTarred' in result, 'the push was planned from the spec');
+  return result;
 }

@@ -5,9 +5,6 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { projectImage } from '../../src/commands/push.js';
 import { loadConfig } from '../../src/config/load.js';
@@ -20,8 +17,10 @@ import type { Image } from '../../src/types.js';
 import { helloApp } from '../helpers/nix.js';
 import { REGISTRY_BIN, REGISTRY_PACKAGE, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { missingTools } from '../helpers/tools.js';
-import { podman, RUN_FLAGS } from '../output/fixtures.js';
-import { nixdockJson, tempDir, writeConfig } from './helpers.js';
+import { podman, podmanStoreFlags, RUN_FLAGS } from '../helpers/podman.js';
+import { nixdockJson } from '../helpers/cli.js';
+import { tempProject } from '../helpers/project.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const skip = missingTools([[REGISTRY_BIN, REGISTRY_PACKAGE], ['skopeo', 'skopeo'], ['nix-build', 'nix-bin'], ['podman', 'podman'], ['runc', 'runc']]);
 
@@ -37,18 +36,17 @@ function setEnv(t: TestContext, name: string, value: string): void {
 
 describe('publish: push and load after a build', { skip }, () => {
   let registry: TestRegistry;
-  let project: string;
+  const project = tempProject({ after }, { 'app.nix': helloApp('published') });
   let spec: ImageSpec;
   let image: Image;
   let index: BuildCache;
   before(async () => {
     registry = await startRegistry();
-    project = mkdtempSync(join(tmpdir(), 'nixdock-publish-'));
-    writeFileSync(join(project, 'app.nix'), helloApp('published'));
     const pushTo = [`${registry.host}/team/app:a`, `${registry.host}/other/app:b`];
-    writeConfig(project, [{ name: 'app', contents: [{ nix: './app.nix' }], config: { Cmd: ['/bin/hello'] }, push: pushTo, load: ['podman'] }]);
-    nixdockJson(project, ['build']);
-    const config = await loadConfig({ cwd: project });
+    const images = [{ name: 'app', contents: [{ nix: './app.nix' }], config: { Cmd: ['/bin/hello'] }, push: pushTo, load: ['podman'] }];
+    project.write('nixdock.config.json', { store: 'nix', images });
+    nixdockJson(project.dir, ['build']);
+    const config = await loadConfig({ cwd: project.dir });
     spec = config.images[0]!;
     index = BuildCache.open(config.cacheDir);
     image = await projectImage(config, index, 'app');
@@ -56,13 +54,11 @@ describe('publish: push and load after a build', { skip }, () => {
   after(async () => {
     index?.close();
     await registry?.stop();
-    rmSync(project, { recursive: true, force: true });
   });
 
   test('pushes to every `push` reference and loads into podman; each output is reported', async (t) => {
     const store = tempDir(t, 'nixdock-podman-');
-    const storeArgs = ['--root', join(store, 'root'), '--runroot', join(store, 'runroot'), '--tmpdir', join(store, 'tmp'), '--storage-driver', 'vfs', '--cgroup-manager', 'cgroupfs', '--events-backend', 'file'];
-    setEnv(t, 'NIXDOCK_PODMAN_ARGS', storeArgs.join(' '));
+    setEnv(t, 'NIXDOCK_PODMAN_ARGS', podmanStoreFlags(store).join(' '));
     const bus = new EventBus();
     const events: BuildEvent[] = [];
     bus.on((e) => events.push(e));

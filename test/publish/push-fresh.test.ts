@@ -6,7 +6,6 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -14,42 +13,24 @@ import { gunzipSync } from 'node:zlib';
 import { helloApp } from '../helpers/nix.js';
 import { REGISTRY_BIN, REGISTRY_PACKAGE, startProxy, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { missingTools } from '../helpers/tools.js';
-import { spawnNixdock } from '../helpers/cli.js';
-import { nixdockJson, tempDir, writeConfig } from './helpers.js';
+import { sha256 } from '../helpers/bytes.js';
+import { nixdockJson } from '../helpers/cli.js';
+import type { PushJson } from '../../src/commands/push.js';
+import { tempProject } from '../helpers/project.js';
+import { tempDir, type Cleanup } from '../helpers/tmp.js';
+import { plannedPush, plannedPushAsync } from './helpers.js';
 
 const skip = missingTools([[REGISTRY_BIN, REGISTRY_PACKAGE], ['skopeo', 'skopeo'], ['nix-build', 'nix-bin']]);
 
-interface PushJson {
-  ref: string;
-  manifestDigest: string;
-  bytesUploaded: number;
-  layersTarred: number;
-  layersFromRegistry: number;
-  claimsRejected: number;
-  blobs: Array<{ kind: 'layer' | 'config'; digest: string; size: number; action: 'uploaded' | 'mounted' | 'skipped' }>;
-}
 
 const uploaded = (push: PushJson) => push.blobs.filter((b) => b.action === 'uploaded').length;
-const sha256 = (bytes: Buffer) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 
 /** A project as a CI machine checks it out: config and Nix files, nothing built. */
-function freshProject(t: Parameters<typeof tempDir>[0], message: string): string {
-  const project = tempDir(t);
-  writeFileSync(join(project, 'app.nix'), helloApp(message));
-  writeConfig(project, [{ name: 'app', contents: [{ nix: './app.nix' }], config: { Cmd: ['/bin/hello'] } }]);
-  return project;
-}
-
-/** nixdockJson without blocking this process: for pushes through a test proxy, which runs in it. */
-async function nixdockJsonAsync<T>(cwd: string, args: string[]): Promise<T> {
-  const child = spawnNixdock(cwd, [...args, '--json']);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d: Buffer) => (stdout += d));
-  child.stderr!.on('data', (d: Buffer) => (stderr += d));
-  const status = await new Promise<number | null>((resolve) => child.on('close', resolve));
-  if (status !== 0) throw new Error(`nixdock ${args.join(' ')} exited ${status}:\n${stderr}`);
-  return JSON.parse(stdout) as T;
+function freshProject(t: Cleanup, message: string): string {
+  return tempProject(t, {
+    'app.nix': helloApp(message),
+    'nixdock.config.json': { store: 'nix', images: [{ name: 'app', contents: [{ nix: './app.nix' }], config: { Cmd: ['/bin/hello'] } }] },
+  }).dir;
 }
 
 /** What a fresh checkout lacks: the cache and the outputs. */
@@ -66,7 +47,7 @@ async function registryJson(registry: TestRegistry, path: string, accept?: strin
 }
 
 /** Pulls the image back with skopeo and checks every layer blob gunzips to its config diff_id. */
-function assertPullsBackIntact(t: Parameters<typeof tempDir>[0], ref: string): void {
+function assertPullsBackIntact(t: Cleanup, ref: string): void {
   const copy = tempDir(t, 'nixdock-push-copy-');
   execFileSync('skopeo', ['--insecure-policy', 'copy', '-q', '--src-tls-verify=false', `docker://${ref}`, `oci:${copy}:x`]);
   const index = JSON.parse(readFileSync(join(copy, 'index.json'), 'utf8'));
@@ -87,13 +68,13 @@ describe('nixdock push from a fresh machine', { skip }, () => {
   test('push, forget everything, push again: nothing tarred, nothing uploaded, the same manifest', (t) => {
     const project = freshProject(t, 'fresh');
     const ref = `${registry.host}/team/app:ci`;
-    const cold = nixdockJson<PushJson>(project, ['push', 'app', ref]);
+    const cold = plannedPush(project, ['app', ref]);
     const layerCount = cold.blobs.length - 1;
     assert.equal(cold.layersTarred, layerCount, 'a cold push builds every layer');
     assert.equal(uploaded(cold), layerCount + 1);
 
     forget(project);
-    const again = nixdockJson<PushJson>(project, ['push', 'app', ref]);
+    const again = plannedPush(project, ['app', ref]);
     assert.equal(again.manifestDigest, cold.manifestDigest);
     assert.equal(again.layersTarred, 0, 'no layer tarred or compressed');
     assert.equal(again.layersFromRegistry, layerCount, 'every layer matched by its recipe annotation');
@@ -101,7 +82,7 @@ describe('nixdock push from a fresh machine', { skip }, () => {
     assert.equal(again.bytesUploaded, 0);
 
     // What the registry taught is in the local cache now: the next push asks it nothing more.
-    const warm = nixdockJson<PushJson>(project, ['push', 'app', `${registry.host}/team/app:ci2`]);
+    const warm = plannedPush(project, ['app', `${registry.host}/team/app:ci2`]);
     assert.equal(warm.manifestDigest, cold.manifestDigest);
     assert.deepEqual([warm.layersTarred, warm.layersFromRegistry, uploaded(warm)], [0, 0, 0]);
     assertPullsBackIntact(t, warm.ref);
@@ -109,9 +90,9 @@ describe('nixdock push from a fresh machine', { skip }, () => {
 
   test('--cache-from another repository: layers are matched by recipe and mounted, not tarred', (t) => {
     const project = freshProject(t, 'cache-from');
-    const first = nixdockJson<PushJson>(project, ['push', 'app', `${registry.host}/team/first:1`]);
+    const first = plannedPush(project, ['app', `${registry.host}/team/first:1`]);
     forget(project);
-    const second = nixdockJson<PushJson>(project, ['push', 'app', `${registry.host}/team/second:1`, '--cache-from', `${registry.host}/team/first:1`]);
+    const second = plannedPush(project, ['app', `${registry.host}/team/second:1`, '--cache-from', `${registry.host}/team/first:1`]);
     assert.equal(second.manifestDigest, first.manifestDigest);
     assert.equal(second.layersTarred, 0);
     assert.ok(second.blobs.filter((b) => b.kind === 'layer').every((b) => b.action === 'mounted'), JSON.stringify(second.blobs));
@@ -119,14 +100,14 @@ describe('nixdock push from a fresh machine', { skip }, () => {
 
     // The same through the config's cache.from.
     forget(project);
-    writeConfig(project, [{ name: 'app', contents: [{ nix: './app.nix' }], config: { Cmd: ['/bin/hello'] } }], { cache: { from: [`${registry.host}/team/first:1`] } });
-    const third = nixdockJson<PushJson>(project, ['push', 'app', `${registry.host}/team/third:1`]);
+    writeFileSync(join(project, 'nixdock.config.json'), JSON.stringify({ store: 'nix', images: [{ name: 'app', contents: [{ nix: './app.nix' }], config: { Cmd: ['/bin/hello'] } }], cache: { from: [`${registry.host}/team/first:1`] } }));
+    const third = plannedPush(project, ['app', `${registry.host}/team/third:1`]);
     assert.deepEqual([third.manifestDigest, third.layersTarred, third.bytesUploaded], [first.manifestDigest, 0, 0]);
   });
 
   test('a registry whose manifest pairs layers with the wrong blobs: detected, the layers built, the image correct', async (t) => {
     const project = freshProject(t, 'liar');
-    const honest = nixdockJson<PushJson>(project, ['push', 'app', `${registry.host}/team/liar:honest`]);
+    const honest = plannedPush(project, ['app', `${registry.host}/team/liar:honest`]);
     // The lie: the first and last layers' blobs swapped in the manifest (annotations and config
     // unchanged). Both blobs exist, so every HEAD says yes.
     const type = 'application/vnd.oci.image.manifest.v1+json';
@@ -138,7 +119,7 @@ describe('nixdock push from a fresh machine', { skip }, () => {
     assert.equal(put.status, 201);
 
     forget(project);
-    const pushed = nixdockJson<PushJson>(project, ['push', 'app', `${registry.host}/team/liar:lie`]);
+    const pushed = plannedPush(project, ['app', `${registry.host}/team/liar:lie`]);
     assert.equal(pushed.claimsRejected, 2, 'both false pairings refused');
     assert.equal(pushed.layersTarred, 2, 'the two layers are built');
     assert.equal(pushed.manifestDigest, honest.manifestDigest, 'and the image is the honest one');
@@ -146,18 +127,18 @@ describe('nixdock push from a fresh machine', { skip }, () => {
   });
 
   test('a push: target of an image with no file output places layers like nixdock push: a fresh build tars none', (t) => {
-    const project = tempDir(t);
-    writeFileSync(join(project, 'app.nix'), helloApp('push-target'));
     const ref = `${registry.host}/team/targeted:1`;
-    writeConfig(project, [{ name: 'app', contents: [{ nix: './app.nix' }], config: { Cmd: ['/bin/hello'] }, push: [ref] }], { formats: [] });
-    type BuildJson = { images: Array<{ layersBuilt: number; layersReused: number; layers: unknown[]; outputs: Array<{ format: string; manifestDigest?: string }> }> };
-    const cold = nixdockJson<BuildJson>(project, ['build']).images[0]!;
+    const project = tempProject(t, {
+      'app.nix': helloApp('push-target'),
+      'nixdock.config.json': { store: 'nix', formats: [], images: [{ name: 'app', contents: [{ nix: './app.nix' }], config: { Cmd: ['/bin/hello'] }, push: [ref] }] },
+    }).dir;
+    const cold = nixdockJson(project, ['build']).images[0]!;
     assert.equal(cold.layersBuilt, cold.layers.length);
     const pushed = cold.outputs.find((o) => o.format === 'registry');
     assert.ok(pushed?.manifestDigest, JSON.stringify(cold.outputs));
 
     forget(project);
-    const again = nixdockJson<BuildJson>(project, ['build']).images[0]!;
+    const again = nixdockJson(project, ['build']).images[0]!;
     assert.equal(again.layersBuilt, 0, 'every layer placed on the registry\'s verified claim, none tarred');
     assert.equal(again.layersReused, cold.layers.length);
     assert.deepEqual(again.outputs.filter((o) => o.format === 'registry'), cold.outputs.filter((o) => o.format === 'registry'));
@@ -172,9 +153,9 @@ describe('nixdock push from a fresh machine', { skip }, () => {
     const flaky = await startProxy(registry.port, {
       refuse: (r) => (r.method === 'PATCH' && failures < 2 ? (failures++, 503) : undefined),
     });
-    let retried: PushJson;
+    let retried: Awaited<ReturnType<typeof plannedPushAsync>>;
     try {
-      retried = await nixdockJsonAsync<PushJson>(project, ['push', 'app', `${flaky.host}/team/streamed:1`, '--compression', 'gzip']);
+      retried = await plannedPushAsync(project, ['app', `${flaky.host}/team/streamed:1`, '--compression', 'gzip']);
       assert.equal(patches(flaky.requests), retried.layersTarred + 2, 'a streamed PATCH per layer, and the two sent again');
     } finally {
       await flaky.stop();
@@ -185,7 +166,7 @@ describe('nixdock push from a fresh machine', { skip }, () => {
     forget(project);
     const strict = await startProxy(registry.port, { refuse: (r) => (r.method === 'PATCH' ? 416 : undefined) });
     try {
-      const fallback = await nixdockJsonAsync<PushJson>(project, ['push', 'app', `${strict.host}/team/strict:1`, '--compression', 'gzip']);
+      const fallback = await plannedPushAsync(project, ['app', `${strict.host}/team/strict:1`, '--compression', 'gzip']);
       assert.equal(fallback.manifestDigest, retried.manifestDigest);
       assert.equal(uploaded(fallback), fallback.blobs.length);
       assert.ok(strict.requests.some((r) => r.method === 'PUT' && r.bodyBytes > 0), 'monolithic uploads');
@@ -198,7 +179,7 @@ describe('nixdock push from a fresh machine', { skip }, () => {
   test('--cache-to writes a cache artifact that a fresh machine pushing elsewhere reads: nothing tarred', async (t) => {
     const project = freshProject(t, 'cache-to');
     const cache = `${registry.host}/ci/cache`;
-    const first = nixdockJson<PushJson & { cacheRows: number }>(project, ['push', 'app', `${registry.host}/team/built:1`, '--cache-to', cache]);
+    const first = plannedPush(project, ['app', `${registry.host}/team/built:1`, '--cache-to', cache]);
     assert.equal(first.cacheRows, first.blobs.length - 1, 'one row per layer');
 
     // The artifact: its own media type, the empty config, one small JSON blob of rows.
@@ -213,12 +194,12 @@ describe('nixdock push from a fresh machine', { skip }, () => {
 
     // Another machine, another repository, cache from the config: every layer mounted by recipe.
     forget(project);
-    writeConfig(project, [{ name: 'app', contents: [{ nix: './app.nix' }], config: { Cmd: ['/bin/hello'] } }], { cache: { registry: cache } });
-    const other = nixdockJson<PushJson & { cacheRows: number }>(project, ['push', 'app', `${registry.host}/team/deployed:1`]);
+    writeFileSync(join(project, 'nixdock.config.json'), JSON.stringify({ store: 'nix', images: [{ name: 'app', contents: [{ nix: './app.nix' }], config: { Cmd: ['/bin/hello'] } }], cache: { registry: cache } }));
+    const other = plannedPush(project, ['app', `${registry.host}/team/deployed:1`]);
     assert.equal(other.manifestDigest, first.manifestDigest);
     assert.equal(other.layersTarred, 0);
     assert.equal(other.bytesUploaded, 0);
     assert.ok(other.blobs.filter((b) => b.kind === 'layer').every((b) => b.action === 'mounted'));
-    assert.equal(other.cacheRows, first.cacheRows * 2, 'rows merge: the same recipes, now also in team/deployed');
+    assert.equal(other.cacheRows, first.cacheRows! * 2, 'rows merge: the same recipes, now also in team/deployed');
   });
 });

@@ -3,9 +3,9 @@
  * writes. It records each request (method, path, headers) so a test can assert what nixdock sent
  * where (e.g. that no Authorization header reached another origin).
  */
-import { createHash } from 'node:crypto';
 import http from 'node:http';
 import type net from 'node:net';
+import { sha256 } from '../helpers/bytes.js';
 
 export interface SeenRequest {
   method: string;
@@ -51,10 +51,6 @@ export async function fakeServer(handler: Handler): Promise<FakeServer> {
   };
 }
 
-export function digestOf(bytes: Buffer | string): `sha256:${string}` {
-  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
-}
-
 export function json(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const bytes = Buffer.from(JSON.stringify(body));
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': String(bytes.length), ...headers }).end(bytes);
@@ -63,18 +59,18 @@ export function json(res: http.ServerResponse, status: number, body: unknown, he
 /** A minimal valid single-layer image (config + one uncompressed layer) as a registry would serve it. */
 export function tinyImage(): { manifest: Buffer; manifestDigest: `sha256:${string}`; config: Buffer; layer: Buffer; blobs: Map<string, Buffer> } {
   const layer = Buffer.alloc(1024);
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [digestOf(layer)] } }));
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [sha256(layer)] } }));
   const manifest = Buffer.from(
     JSON.stringify({
       schemaVersion: 2,
       mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: digestOf(config), size: config.length },
-      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: digestOf(layer), size: layer.length }],
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length },
+      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256(layer), size: layer.length }],
     }),
   );
   const blobs = new Map([
-    [digestOf(config), config],
-    [digestOf(layer), layer],
+    [sha256(config), config],
+    [sha256(layer), layer],
   ]);
-  return { manifest, manifestDigest: digestOf(manifest), config, layer, blobs };
+  return { manifest, manifestDigest: sha256(manifest), config, layer, blobs };
 }

@@ -15,7 +15,8 @@ import { checkedNextUrl, REGISTRY_LIMITS } from '../../src/registry/http.js';
 import { pullImage } from '../../src/registry/pull.js';
 import { pushImage } from '../../src/registry/push.js';
 import type { Image, ImageConfigFile, Layer } from '../../src/types.js';
-import { digestOf, fakeServer, json, tinyImage, type FakeServer, type SeenRequest } from './fake-registry.js';
+import { fakeServer, json, tinyImage, type FakeServer, type SeenRequest } from './fake-registry.js';
+import { sha256 } from '../helpers/bytes.js';
 
 const SECRET = 'hunter2-do-not-leak';
 const withCreds = { authFiles: [], env: {}, username: 'alice', password: SECRET };
@@ -46,7 +47,7 @@ function leaked(server: FakeServer): boolean {
 
 function memoryImage(): Image {
   const bytes = Buffer.alloc(2048, 7);
-  const diffId = digestOf(bytes);
+  const diffId = sha256(bytes);
   const layer: Layer = {
     source: { kind: 'store', key: diffId.slice(7), storePaths: [], description: 'test layer', size: async () => bytes.length, open: () => Readable.from([bytes]) },
     diffId,
@@ -56,7 +57,7 @@ function memoryImage(): Image {
   } as Layer;
   const config: ImageConfigFile = { created: '1970-01-01T00:00:01Z', architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [diffId] }, history: [] };
   const configBytes = Buffer.from(JSON.stringify(config));
-  return { name: 'img', tag: 'latest', layers: [layer], config, configBytes, configDigest: digestOf(configBytes) };
+  return { name: 'img', tag: 'latest', layers: [layer], config, configBytes, configDigest: sha256(configBytes) };
 }
 
 describe('1. credentials stay with their origin', () => {
@@ -152,15 +153,15 @@ async function servingManifest(doc: unknown, blobs = new Map<string, Buffer>()) 
     const blob = blobs.get(decodeURIComponent(req.path.split('/blobs/')[1] ?? ''));
     res.writeHead(blob ? 200 : 404).end(blob);
   });
-  return { registry, ref: `${registry.host}/img@${digestOf(manifest)}` };
+  return { registry, ref: `${registry.host}/img@${sha256(manifest)}` };
 }
 
 describe('2. descriptors are checked before use', () => {
-  const layer = { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: digestOf('x'), size: 1 };
-  const config = { mediaType: 'application/vnd.oci.image.config.v1+json', digest: digestOf('{}'), size: 2 };
+  const layer = { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256('x'), size: 1 };
+  const config = { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256('{}'), size: 2 };
   const cases: Array<[string, unknown, RegExp]> = [
     ['a config digest that climbs out of blobs/', { config: { ...config, digest: 'sha256:../../../../etc/passwd' }, layers: [layer] }, /config: digest/],
-    ['a layer digest in upper case', { config, layers: [{ ...layer, digest: digestOf('x').toUpperCase() }] }, /layers\[0\]: digest/],
+    ['a layer digest in upper case', { config, layers: [{ ...layer, digest: sha256('x').toUpperCase() }] }, /layers\[0\]: digest/],
     ['a negative size', { config, layers: [{ ...layer, size: -1 }] }, /layers\[0\]: size/],
     ['a size past 2^53', { config, layers: [{ ...layer, size: 2 ** 60 }] }, /layers\[0\]: size/],
     ['a fractional size', { config: { ...config, size: 0.5 }, layers: [layer] }, /config: size/],
@@ -203,7 +204,7 @@ describe('2. descriptors are checked before use', () => {
       res.writeHead(200).end(bytes);
     });
     try {
-      await assert.rejects(pullImage(`${registry.host}/img@${digestOf(bytes)}`, { cacheDir: freshCache(), auth: anonymous, ...fast }), (err: NixdockError) => err.code === 'REGISTRY' && /not a JSON object/.test(err.message));
+      await assert.rejects(pullImage(`${registry.host}/img@${sha256(bytes)}`, { cacheDir: freshCache(), auth: anonymous, ...fast }), (err: NixdockError) => err.code === 'REGISTRY' && /not a JSON object/.test(err.message));
     } finally {
       await registry.stop();
     }
@@ -244,7 +245,7 @@ describe('3. registry responses are bounded', () => {
     const realm = await fakeServer((_req, res) => endless(res, Buffer.alloc(64 * 1024, 0x20)));
     const registry = await fakeServer((_req, res) => json(res, 401, {}, { 'www-authenticate': `Bearer realm="${realm.url}/token"` }));
     try {
-      await assert.rejects(pullImage(`${registry.host}/img@${digestOf('x')}`, { cacheDir: freshCache(), auth: anonymous, ...fast }), (err: NixdockError) => {
+      await assert.rejects(pullImage(`${registry.host}/img@${sha256('x')}`, { cacheDir: freshCache(), auth: anonymous, ...fast }), (err: NixdockError) => {
         assert.equal(err.code, 'REGISTRY');
         assert.match(err.message, /a token larger than nixdock accepts/);
         assert.equal(err.expected, `at most ${1024 * 1024} bytes`);
@@ -262,7 +263,7 @@ describe('3. registry responses are bounded', () => {
       res.writeHead(307, { location: `/loop/${Number(req.path.split('/loop/')[1] ?? 0) + 1}` }).end();
     });
     try {
-      await assert.rejects(pullImage(`${registry.host}/img@${digestOf('x')}`, { cacheDir: freshCache(), auth: anonymous, ...fast }), (err: NixdockError) => err.code === 'REGISTRY' && /redirected more than 5 times/.test(err.message));
+      await assert.rejects(pullImage(`${registry.host}/img@${sha256('x')}`, { cacheDir: freshCache(), auth: anonymous, ...fast }), (err: NixdockError) => err.code === 'REGISTRY' && /redirected more than 5 times/.test(err.message));
       assert.equal(registry.requests.filter((r) => r.path.startsWith('/loop/')).length, 5);
     } finally {
       await registry.stop();
@@ -286,7 +287,7 @@ describe('3. registry responses are bounded', () => {
     const registry = await fakeServer((req, res) => {
       if (req.path === '/v2/') return json(res, 200, {});
       if (req.path.includes('/manifests/')) return void res.writeHead(200).end(image.manifest);
-      if (req.path.endsWith(digestOf(image.config))) return void res.writeHead(200).end(image.config);
+      if (req.path.endsWith(sha256(image.config))) return void res.writeHead(200).end(image.config);
       endless(res, Buffer.alloc(64 * 1024));
     });
     const cacheDir = freshCache();

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +11,7 @@ import type { Digest } from '../../src/types.js';
 import { helloApp, nixBuild, NIX_ENV } from '../helpers/nix.js';
 import { REGISTRY_BIN, REGISTRY_PACKAGE, startProxy, startRegistry, tarImage, type TestRegistry } from '../helpers/registry.js';
 import { hasTool, missingTools } from '../helpers/tools.js';
+import { sha256 } from '../helpers/bytes.js';
 
 const skip = missingTools([[REGISTRY_BIN, REGISTRY_PACKAGE], ['nix-build', 'nix-bin'], ['tar', 'tar']]);
 const auth = { authFiles: [], env: {} };
@@ -49,7 +49,7 @@ describe('pullImage against docker-registry', { skip }, () => {
     assert.equal(pulled.resolvedFrom, undefined);
     for (const digest of [manifestDigest, ...layerDigests]) {
       const bytes = readFileSync(join(pulled.layoutDir, 'blobs', 'sha256', digest.slice(7)));
-      assert.equal(`sha256:${createHash('sha256').update(bytes).digest('hex')}`, digest);
+      assert.equal(sha256(bytes), digest);
     }
     const index = JSON.parse(readFileSync(join(pulled.layoutDir, 'index.json'), 'utf8'));
     assert.equal(index.manifests[0].annotations['org.opencontainers.image.ref.name'], manifestDigest);

@@ -12,8 +12,9 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import tar from 'tar-stream';
 import { nixdock, nixdockArgv, REPO, type CliRun } from '../helpers/cli.js';
-import { readAll, sha256, writeOciLayout } from '../base/fixtures.js';
-import { digestOf, fakeServer, json, tinyImage } from '../registry/fake-registry.js';
+import { readAll, sha256 } from '../helpers/bytes.js';
+import { writeOciLayout } from '../helpers/base-images.js';
+import { fakeServer, json, tinyImage } from '../registry/fake-registry.js';
 
 const HELLO = '/nix/store/lmyy4dl2bzjln51xcr9cjadm3x1nq9fm-hello-static';
 /** A byte sequence that is not UTF-8, as a name on disk. */
@@ -187,18 +188,18 @@ describe('a registry that sends something other than JSON', () => {
     const badConfig = Buffer.from('{"architecture": "amd64", "rootfs": ');
     const manifest = Buffer.from(JSON.stringify({
       ...(JSON.parse(image.manifest.toString()) as object),
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: digestOf(badConfig), size: badConfig.length },
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(badConfig), size: badConfig.length },
     }));
     const registry = await fakeServer((req, res) => {
       if (req.path === '/v2/') return json(res, 200, {});
       if (req.path.startsWith('/v2/page/manifests/')) return void res.writeHead(200, { 'content-type': 'text/html' }).end(page);
       if (req.path.startsWith('/v2/img/manifests/')) return void res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }).end(manifest);
       const digest = req.path.split('/blobs/')[1];
-      const blob = digest === digestOf(badConfig) ? badConfig : image.blobs.get(digest ?? '');
+      const blob = digest === sha256(badConfig) ? badConfig : image.blobs.get(digest ?? '');
       res.writeHead(blob ? 200 : 404).end(blob);
     });
     try {
-      for (const ref of [`${registry.host}/page@${digestOf(page)}`, `${registry.host}/img@${digestOf(manifest)}`]) {
+      for (const ref of [`${registry.host}/page@${sha256(page)}`, `${registry.host}/img@${sha256(manifest)}`]) {
         const dir = fresh(`registry-json-${ref.includes('page') ? 'page' : 'config'}`);
         writeFileSync(join(dir, 'nixdock.config.json'), JSON.stringify({ images: [] }));
         const run = await nixdockAsync(dir, ['pull', '--json', ref]);

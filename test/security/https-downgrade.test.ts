@@ -18,7 +18,8 @@ import { after, before, describe, test } from 'node:test';
 import { nixdockArgv, REPO, type CliRun } from '../helpers/cli.js';
 import { NIX_ENV } from '../helpers/nix.js';
 import { missingTools } from '../helpers/tools.js';
-import { digestOf, tinyImage } from '../registry/fake-registry.js';
+import { sha256 } from '../helpers/bytes.js';
+import { tinyImage } from '../registry/fake-registry.js';
 
 const SECRET = 'hunter2-over-tls';
 const AUTH = `Basic ${Buffer.from(`alice:${SECRET}`).toString('base64')}`;
@@ -130,7 +131,7 @@ function noRequestsTo(server: Server): void {
 
 describe('https → http through the real CLI over TLS', { skip: NEEDS }, () => {
   test('control: the same registry with https blob redirects pulls fine', async () => {
-    const target = await registry(imageRoute((origin, digest) => (digest === digestOf(image.layer) ? `${origin}/cdn/${digest}` : undefined)));
+    const target = await registry(imageRoute((origin, digest) => (digest === sha256(image.layer) ? `${origin}/cdn/${digest}` : undefined)));
     try {
       const ref = `${target.origin.slice('https://'.length)}/img@${image.manifestDigest}`;
       const run = await nixdock(work, ['pull', '--json', ref]);
@@ -142,7 +143,7 @@ describe('https → http through the real CLI over TLS', { skip: NEEDS }, () => 
   });
 
   test('pull: a blob redirect to plain http is refused (REGISTRY, exit 1), nothing cached, the http host asked nothing', async () => {
-    const target = await registry(imageRoute((_origin, digest) => (digest === digestOf(image.layer) ? `${plain.origin}/steal/${digest}` : undefined)));
+    const target = await registry(imageRoute((_origin, digest) => (digest === sha256(image.layer) ? `${plain.origin}/steal/${digest}` : undefined)));
     try {
       const cache = mkdtempSync(join(work, 'pull-'));
       const ref = `${target.origin.slice('https://'.length)}/img2@${image.manifestDigest}`;

@@ -7,10 +7,10 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { tempProject } from '../config/project.js';
+import { tempProject } from '../helpers/project.js';
 import { BUSYBOX, NIX_ENV, nixBuild } from '../helpers/nix.js';
 import { missingTools } from '../helpers/tools.js';
-import { nixdock } from '../cli/helpers.js';
+import { nixdock } from '../helpers/cli.js';
 
 const NEEDS = missingTools([['nix-build', 'nix-bin'], ['bwrap', 'bubblewrap'], ['fakeroot', 'fakeroot']]);
 const SECRET = 'hunter2-do-not-leak-7f3a';
@@ -27,7 +27,7 @@ function project(t: Parameters<typeof tempProject>[0], specs: unknown): string {
       fakeRootCommands: 'env > etc/fakeroot-env',
       runAsRoot: 'env > /run-as-root-env',
     },
-  });
+  }).dir;
 }
 
 const callerEnv = { ...NIX_ENV, NIXDOCK_REGISTRY_PASSWORD: SECRET, AWS_SECRET_ACCESS_KEY: SECRET };

@@ -6,45 +6,39 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, createReadStream, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { test, type TestContext } from 'node:test';
 import { extract } from 'tar-stream';
-import { nixdock } from '../helpers/cli.js';
+import type { BuildJsonImage } from '../../src/commands/build.js';
+import { nixdock, nixdockJson } from '../helpers/cli.js';
+import { tempProject } from '../helpers/project.js';
 import { NIX_ENV, drv, helloApp, nixBuild } from '../helpers/nix.js';
 import { missingTools } from '../helpers/tools.js';
 
 const skip = missingTools([['nix', 'nix-bin'], ['nix-build', 'nix-bin'], ['nix-store', 'nix-bin']]);
 
-interface Built {
-  configDigest: string;
-  manifestDigest: string;
-  layers: Array<{ digest: string; storePaths: string[] }>;
-}
-
 /** A temp project with one image made of `contents`, a `nix` wrapper that logs to nix-calls.log, and files. */
-function makeProject(t: TestContext, contents: unknown[], files: Record<string, string> = {}) {
-  const dir = mkdtempSync(join(tmpdir(), 'nixdock-closure-cache-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const write = (file: string, content: string) => writeFileSync(join(dir, file), content, { mode: 0o755 });
-  write('nixdock.config.json', JSON.stringify({ formats: ['oci'], images: [{ name: 'app', contents }] }));
-  for (const [file, content] of Object.entries(files)) write(file, content);
-  const log = join(dir, 'nix-calls.log');
+function loggedNixProject(t: TestContext, contents: unknown[], files: Record<string, string> = {}) {
+  const log = 'nix-calls.log';
   const realNix = execFileSync('sh', ['-c', 'command -v nix'], { encoding: 'utf8' }).trim();
-  mkdirSync(join(dir, 'bin'));
-  write('bin/nix', `#!/bin/sh\necho "$*" >> ${log}\nexec ${realNix} "$@"\n`);
-  const env = { ...NIX_ENV, PATH: `${join(dir, 'bin')}:${process.env.PATH}` };
+  const { dir } = tempProject(t, {
+    'nixdock.config.json': { formats: ['oci'], images: [{ name: 'app', contents }] },
+    ...files,
+    'bin/nix': `#!/bin/sh\necho "$*" >> ${log}\nexec ${realNix} "$@"\n`,
+  });
+  chmodSync(join(dir, 'bin/nix'), 0o755);
+  const env = { PATH: `${join(dir, 'bin')}:${process.env.PATH}` };
   return {
     dir,
     /** `nixdock build --json` with the wrapper on PATH: the image, and the nix commands it ran. */
-    build(): { image: Built; nixCalls: string[] } {
-      rmSync(log, { force: true });
-      const run = nixdock(dir, ['build', '--json'], env);
-      assert.equal(run.status, 0, `nixdock build failed:\n${run.stderr}`);
-      const nixCalls = existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n') : [];
-      return { image: (JSON.parse(run.stdout) as { images: Built[] }).images[0]!, nixCalls };
+    build(): { image: BuildJsonImage; nixCalls: string[] } {
+      rmSync(join(dir, log), { force: true });
+      const image = nixdockJson(dir, ['build'], env).images[0]!;
+      const nixCalls = existsSync(join(dir, log)) ? readFileSync(join(dir, log), 'utf8').trim().split('\n') : [];
+      return { image, nixCalls };
     },
     run: () => nixdock(dir, ['build', '--json'], env),
   };
@@ -53,7 +47,7 @@ function makeProject(t: TestContext, contents: unknown[], files: Record<string, 
 const pathInfoCalls = (calls: string[]) => calls.filter((call) => call.includes('path-info'));
 
 /** The contents of `file` in the layer of the OCI layout that holds it. */
-async function fileInImage(layout: string, image: Built, file: string): Promise<string | undefined> {
+async function fileInImage(layout: string, image: BuildJsonImage, file: string): Promise<string | undefined> {
   let found: string | undefined;
   for (const layer of image.layers) {
     const reader = extract();
@@ -71,7 +65,7 @@ async function fileInImage(layout: string, image: Built, file: string): Promise<
 }
 
 test('a no-change rebuild takes the closure from the index: no nix path-info, the same image', { skip }, (t) => {
-  const project = makeProject(t, [{ nix: 'app.nix' }], { 'app.nix': helloApp('closure cache') });
+  const project = loggedNixProject(t, [{ nix: 'app.nix' }], { 'app.nix': helloApp('closure cache') });
   const first = project.build();
   assert.equal(pathInfoCalls(first.nixCalls).length, 1, `the first build asks Nix once (wrapper saw: ${first.nixCalls.join(' | ')})`);
   const second = project.build();
@@ -89,7 +83,7 @@ test('a root deleted and rebuilt with other bytes under the same store path is a
   chmodSync(outside, 0o755); // builders run as a nixbld user
   writeFileSync(join(outside, 'message'), 'first bytes\n', { mode: 0o644 });
   const expression = drv(`unstable-${process.pid}-${Date.now()}`, `export PATH=/usr/bin:/bin; mkdir -p $out; cat ${outside}/message > $out/message`);
-  const project = makeProject(t, [{ nix: 'app.nix' }], { 'app.nix': expression });
+  const project = loggedNixProject(t, [{ nix: 'app.nix' }], { 'app.nix': expression });
 
   const first = project.build().image;
   const root = first.layers.flatMap((l) => l.storePaths).find((p) => p.includes('-unstable-'))!;
@@ -111,7 +105,7 @@ test('a root deleted and rebuilt with other bytes under the same store path is a
 
 test('a cached root that no longer exists gives the same STORE_PATH_MISSING error as without a cache', { skip }, (t) => {
   const [root] = nixBuild(drv(`doomed-${process.pid}-${Date.now()}`, 'export PATH=/usr/bin:/bin; mkdir -p $out/share; echo doomed > $out/share/doomed')) as [string];
-  const project = makeProject(t, [root]);
+  const project = loggedNixProject(t, [root]);
   project.build();
 
   execFileSync('nix-store', ['--delete', root], { env: NIX_ENV, stdio: 'ignore' });

@@ -4,14 +4,10 @@
  * Docker 25+ `docker save`.
  */
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ContainerConfig, Digest } from '../../src/types.js';
-
-export function sha256(bytes: Buffer | string): Digest {
-  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
-}
+import { sha256 } from './bytes.js';
 
 const REPRODUCIBLE_TAR = ['--sort=name', '--mtime=@1', '--owner=0', '--group=0', '--numeric-owner', '--format=posix', '--pax-option=delete=atime,delete=ctime'];
 
@@ -90,11 +86,4 @@ export function hybridDockerArchive(layoutDir: string, layers: Buffer[], config:
   const manifest = [{ Config: `blobs/sha256/${written.configDigest.slice(7)}`, RepoTags: ['example/base:v1'], Layers: written.layerDigests.map((d) => `blobs/sha256/${d.slice(7)}`) }];
   writeFileSync(join(layoutDir, 'manifest.json'), JSON.stringify(manifest));
   execFileSync('tar', [...REPRODUCIBLE_TAR, '-C', layoutDir, '-cf', out, '.']);
-}
-
-/** Reads a stream fully. */
-export async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
 }

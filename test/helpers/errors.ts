@@ -1,24 +1,8 @@
-/** Temporary project directories with real config and spec files, removed after the test. */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+/** Assertions on the NixdockError a call fails with: code, location, found/expected, hint. */
 import assert from 'node:assert/strict';
-import type { TestContext } from 'node:test';
 import { NixdockError, type ErrorCode } from '../../src/errors.js';
 
-/** Files by relative path; objects are written as JSON. A package.json stops the upward config search. */
-export function tempProject(t: TestContext, files: Record<string, string | object>): string {
-  const dir = mkdtempSync(join(tmpdir(), 'nixdock-config-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const all = { 'package.json': { name: 'fixture', private: true, type: 'module' }, ...files };
-  for (const [path, content] of Object.entries(all)) {
-    const file = join(dir, path);
-    mkdirSync(dirname(file), { recursive: true });
-    writeFileSync(file, typeof content === 'string' ? content : JSON.stringify(content, null, 2));
-  }
-  return dir;
-}
-
+/** The parts of a NixdockError a test checks; each one given must match. */
 export interface Expected {
   code: ErrorCode;
   file?: string;
