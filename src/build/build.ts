@@ -2,8 +2,11 @@
  * The build orchestrator: one image, as four stage functions with typed results, observed by
  * reporters on the event bus.
  *
- *   plan (plan.ts)          spec → ImagePlan: layer sources + runtime config; planners are a list
- *                           (nixpkgs conf.json, store closure), each reporting paths/size/layers
+ *   plan (plan.ts)          spec → ImagePlan: layer sources + runtime config; image planners are a
+ *                           list (nixpkgs conf.json, buildImage's single layer, store closure), each
+ *                           reporting paths/size/layers; a store closure's layers come from the layer
+ *                           planners (planners.ts: base image, customisation, runAsRoot, store
+ *                           layers) sharing maxLayers
  *   materialise (materialise.ts)
  *                           sources → Layers: from the build cache when it knows the recipe and
  *                           the blob is intact (trust: formats/oci-layout/trust.ts), built otherwise
