@@ -46,7 +46,7 @@ interface TreeNode {
 const WHITEOUT = '.wh.';
 const OPAQUE = '.wh..wh..opq';
 
-export async function exportImage(layers: ExportLayer[], out: Writable, signal?: AbortSignal): Promise<void> {
+export async function exportImage(layers: readonly ExportLayer[], out: Writable, signal?: AbortSignal): Promise<void> {
   const root: TreeNode = { children: new Map() };
   for (const [i, layer] of layers.entries()) await indexLayer(root, layer, i, layers.length, signal);
   const plan = planEmission(root);

@@ -267,6 +267,31 @@ export interface Image {
   configDigest: Digest;
 }
 
+/**
+ * An image read from where it is kept — an OCI layout, a docker-archive, a registry (through the
+ * pull cache) — as go-containerregistry's v1.Image: its config and its layers, whose bytes are
+ * read only when asked for. Read by formats/source.ts (readImage), used by fromImage, export and
+ * inspect; the reading side of the formats, as the ImageSink list (build/sinks.ts) is the writing side.
+ */
+export interface ImageSource {
+  /** Where it came from, for messages and history, e.g. `docker-archive:/path/x.tar`. */
+  readonly description: string;
+  readonly config: ImageConfigFile;
+  /** Bottom to top. */
+  readonly layers: readonly SourceLayer[];
+}
+
+/**
+ * A layer of an ImageSource (v1.Layer): diff_id known from the config; open() gives the
+ * uncompressed tar, verified against the diff_id and checked for unsafe entries on first read.
+ */
+export interface SourceLayer extends LayerSource {
+  readonly kind: 'base';
+  readonly diffId: Digest;
+  /** The stored blob when it is kept compressed with `codec` (push uploads it as is); else undefined. */
+  openCompressed(codec: Codec): Readable | undefined;
+}
+
 // ───────────────────────────── outputs ─────────────────────────────
 
 /** The file formats `--format` chooses from: the file sinks of src/build/sinks.ts. */

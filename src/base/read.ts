@@ -1,64 +1,27 @@
 /**
- * `fromImage`: a base image's config and layers, whatever it came from. Every source ends up as
- * the same BaseImage; a registry pull is cached as an OCI layout, so it is read like one.
+ * `fromImage`: a base image's config and layers, read like any image (formats/source.ts), and
+ * required to be of the image's own platform.
  */
 import { NixdockError } from '../errors.js';
 import type { FromImage } from '../config/types.js';
-import type { Digest, ImageConfigFile, LayerSource, Platform } from '../types.js';
+import type { ImageSource } from '../types.js';
 import { ociPlatform, type OciPlatform } from '../image/platform.js';
-import { readDockerArchive } from '../formats/docker-archive/read.js';
-import { readOciLayout } from '../formats/oci-layout/read.js';
+import { readImage, type ReadImageOptions } from '../formats/source.js';
 
-export interface BaseImage {
-  config: ImageConfigFile;
-  /** kind 'base', diffId known, key `base:<diff_id>`; open() gives the uncompressed tar, verified on first read. */
-  layers: LayerSource[];
-  /** Where it came from, for history and messages, e.g. `docker-archive:/path/x.tar`. */
-  description: string;
-}
+/** `platform`, when given, is also required of the base (checked after reading it). */
+export type ReadBaseOptions = ReadImageOptions;
 
-/**
- * A registry as a source of base images: pulls `ref` into the pull cache, an OCI layout. Injected
- * by the caller (registry/source.ts) because the registry client sits above base/: a hidden
- * import of it here was invisible to the CLI bundler, which then loaded a second errors.js.
- */
-export type RegistryPull = (
-  ref: string,
-  opts: { cacheDir: string; allowTag: boolean; signal?: AbortSignal; platform?: Platform },
-) => Promise<{ layoutDir: string; manifestDigest: Digest }>;
-
-export interface ReadBaseOptions {
-  cacheDir: string;
-  signal?: AbortSignal;
-  /** Needed for registry references only. */
-  pull?: RegistryPull;
-  /** The image's own platform: picked from a multi-platform index, and required of every base. */
-  platform?: OciPlatform;
-}
-
-export async function readBaseImage(from: FromImage, opts: ReadBaseOptions): Promise<BaseImage> {
-  opts.signal?.throwIfAborted();
-  const base = await readBase(from, opts);
+export async function readBaseImage(from: FromImage, opts: ReadBaseOptions): Promise<ImageSource> {
+  const base = await readImage(from, opts);
   if (opts.platform) checkPlatform(base, opts.platform);
   return base;
-}
-
-function readBase(from: FromImage, opts: ReadBaseOptions): Promise<BaseImage> {
-  switch (from.kind) {
-    case 'docker-archive':
-      return readDockerArchive(from.path, opts.cacheDir, { ...(from.name !== undefined && { name: from.name }), ...(from.tag !== undefined && { tag: from.tag }) });
-    case 'oci':
-      return readOciLayout(from.path, from.tag === undefined ? {} : { tag: from.tag }, opts.cacheDir);
-    case 'registry':
-      return readPulledImage(from, opts);
-  }
 }
 
 /**
  * A base of another platform would give an image whose binaries cannot run together (an arm64
  * libc under amd64 programs): refused, naming both. The variant counts only when both say one.
  */
-function checkPlatform(base: BaseImage, wanted: OciPlatform): void {
+function checkPlatform(base: ImageSource, wanted: OciPlatform): void {
   const { architecture, variant } = base.config;
   if (!architecture) return;
   const found = normalised({ architecture, variant });
@@ -71,22 +34,6 @@ function checkPlatform(base: BaseImage, wanted: OciPlatform): void {
     expected: show(want),
     hint: 'Use a base image of the same platform (a multi-platform registry image is picked for the image\'s architecture/variant), or set the image\'s architecture to match.',
   });
-}
-
-async function readPulledImage(from: Extract<FromImage, { kind: 'registry' }>, opts: ReadBaseOptions): Promise<BaseImage> {
-  if (!opts.pull) {
-    throw new NixdockError('REGISTRY', `Cannot pull ${from.ref}: this command reads no registry images`, {
-      expected: 'a docker-archive or OCI layout image',
-      hint: 'Pull it first (nixdock pull REF, or skopeo copy docker://REF oci:DIR:TAG) and use oci:DIR:TAG.',
-    });
-  }
-  const pulled = await opts.pull(from.ref, {
-    cacheDir: opts.cacheDir,
-    allowTag: from.allowTag,
-    ...(opts.signal && { signal: opts.signal }),
-    ...(opts.platform && { platform: { os: 'linux' as const, ...ociPlatform(opts.platform.architecture, opts.platform.variant) } }),
-  });
-  return readOciLayout(pulled.layoutDir, { digest: pulled.manifestDigest }, opts.cacheDir, `registry:${from.ref}`);
 }
 
 /** OCI spelling where nixdock knows the architecture; an unknown one is compared as written. */

@@ -12,7 +12,7 @@
  */
 import { dirname, join } from 'node:path';
 import { NixdockError } from '../errors.js';
-import { readBaseImage, type BaseImage } from '../base/read.js';
+import { readBaseImage } from '../base/read.js';
 import type { ImageSpec } from '../config/types.js';
 import { customisationLayerSource, type CustomisationLayerSource } from '../layer/customisation-layer.js';
 import { runAsRootLayer } from '../layer/run-as-root.js';
@@ -20,7 +20,7 @@ import { storeLayerSource } from '../layer/store-layer.js';
 import { planLayers } from '../plan/plan.js';
 import { registryPull } from '../registry/source.js';
 import { specField, type ResolvedImage } from '../resolve.js';
-import type { Closure, LayerSource, Store, TarSettings } from '../types.js';
+import type { Closure, ImageSource, LayerSource, Store, TarSettings } from '../types.js';
 import type { PlanContext } from './plan.js';
 import { withReferences } from './plan-parts.js';
 
@@ -38,7 +38,7 @@ export interface LayerDraft {
   closure: Closure;
   /** Store paths the layers staged so far refer to (what extraCommands or runAsRoot wrote): their closure joins the image. */
   readonly references: string[];
-  base?: BaseImage;
+  base?: ImageSource;
   readonly layers: Record<LayerSlot, LayerSource[]>;
   /** Layers holding temporary files; the plan's dispose() (or a failed planner) removes them. */
   readonly staged: CustomisationLayerSource[];

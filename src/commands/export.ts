@@ -7,9 +7,9 @@ import { createWriteStream } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { FromImage } from '../config/types.js';
-import { readBaseImage } from '../base/read.js';
 import { NixdockError } from '../errors.js';
 import { exportImage, type ExportLayer } from '../export.js';
+import { readImage } from '../formats/source.js';
 import { hasFormatPrefix, parseImageLocation } from '../image/location.js';
 import { parseReference } from '../reference.js';
 import { withTempFile } from '../util/atomic.js';
@@ -58,8 +58,8 @@ export async function exportCommand(source: string, out: string, opts: ExportOpt
   return { path, source: image.description, layers: image.layers.length };
 }
 
-async function readExportSource(from: ExportSource, opts: ExportOptions): Promise<{ description: string; layers: ExportLayer[] }> {
-  if (from.kind !== 'project') return readBaseImage(from, { cacheDir: opts.cacheDir ?? (await projectCacheDir(opts.config)), signal: opts.signal });
+async function readExportSource(from: ExportSource, opts: ExportOptions): Promise<{ description: string; layers: readonly ExportLayer[] }> {
+  if (from.kind !== 'project') return readImage(from, { cacheDir: opts.cacheDir ?? (await projectCacheDir(opts.config)), signal: opts.signal });
   const config = await loadProject(opts);
   const index = openIndex(config);
   try {

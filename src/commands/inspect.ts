@@ -8,9 +8,9 @@ import { Command } from 'commander';
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { extract } from 'tar-stream';
-import { readBaseImage } from '../base/read.js';
 import type { FromImage, ImageSpec } from '../config/types.js';
 import { NixdockError } from '../errors.js';
+import { readImage } from '../formats/source.js';
 import { notATar } from '../tar/safety.js';
 import { hasFormatPrefix, parseImageLocation } from '../image/location.js';
 import type { BuildRecord } from '../cache/history.js';
@@ -99,12 +99,12 @@ function recordedClosure(build: BuildRecord, infos: Closure['paths']): Closure |
 
 async function inspectPath(target: string, opts: InspectOptions): Promise<InspectedLayer[]> {
   const from = parsePathTarget(target);
-  const base = await readBaseImage(from, { cacheDir: await projectCacheDir(opts.config) });
-  const history = base.config.history.filter((h) => !h.empty_layer);
+  const image = await readImage(from, { cacheDir: await projectCacheDir(opts.config) });
+  const history = image.config.history.filter((h) => !h.empty_layer);
   const layers: InspectedLayer[] = [];
-  for (const [i, layer] of base.layers.entries()) {
+  for (const [i, layer] of image.layers.entries()) {
     layers.push({
-      diffId: layer.diffId!,
+      diffId: layer.diffId,
       size: await layer.size(),
       storePaths: await storePathsIn(layer),
       description: history[i]?.comment ?? history[i]?.created_by,

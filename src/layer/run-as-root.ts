@@ -36,7 +36,7 @@ export const RUN_AS_ROOT_LAYER_FORMAT = 'nixdock-run-as-root-layer/1';
 export interface RunAsRootOptions {
   script: string;
   /** The layers below, in order (base layers, then the customisation layer). */
-  lower: ExportLayer[];
+  lower: readonly ExportLayer[];
   storeDir: string;
   physicalStoreDir: string;
   /** mtime of every entry, and SOURCE_DATE_EPOCH. */
@@ -86,7 +86,7 @@ export async function runAsRootLayer(opts: RunAsRootOptions): Promise<Customisat
 }
 
 /** The lower layers flattened (whiteouts applied) and extracted by GNU tar, owners kept when we can. */
-async function extractLower(layers: ExportLayer[], root: string): Promise<void> {
+async function extractLower(layers: readonly ExportLayer[], root: string): Promise<void> {
   const asRoot = process.getuid?.() === 0;
   const tar = spawn('tar', ['-x', '-C', root, '--numeric-owner', '-p', asRoot ? '--same-owner' : '--no-same-owner'], { stdio: ['pipe', 'ignore', 'pipe'] });
   let stderr = '';

@@ -3,8 +3,9 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { readBaseImage, type BaseImage } from '../../src/base/read.js';
+import { readBaseImage } from '../../src/base/read.js';
 import { NixdockError } from '../../src/errors.js';
+import type { ImageSource } from '../../src/types.js';
 import { BUSYBOX, nixBuild } from '../helpers/nix.js';
 import { missingTools } from '../helpers/tools.js';
 import { gzipN, hybridDockerArchive, skopeoToDockerArchive, tarDirectory, tarStorePaths, writeOciLayout } from '../helpers/base-images.js';
@@ -34,7 +35,7 @@ describe('readBaseImage', { skip }, () => {
   const cache = () => mkdtempSync(join(work, 'cache-'));
 
   /** What a user checks: the config survived, and every layer's bytes hash to its diff_id. */
-  async function assertImage(image: BaseImage): Promise<void> {
+  async function assertImage(image: ImageSource): Promise<void> {
     assert.deepEqual(image.config.config.Env, config.Env);
     assert.deepEqual(image.config.config.Cmd, config.Cmd);
     assert.deepEqual(image.config.rootfs.diff_ids, layers.map((l) => sha256(l)));

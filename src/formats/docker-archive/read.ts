@@ -1,5 +1,5 @@
 /**
- * Base images from docker-archive tarballs: `docker save` (legacy `<id>/layer.tar` layout and the
+ * Images from docker-archive tarballs: `docker save` (legacy `<id>/layer.tar` layout and the
  * Docker 25+ hybrid with `blobs/sha256/…`), skopeo's `docker-archive:`, and dockerTools'
  * buildImage/buildLayeredImage results — all described by `manifest.json`, gzip-compressed or not.
  *
@@ -13,11 +13,11 @@ import { mkdir, open, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { NixdockError } from '../../errors.js';
+import type { ImageSource } from '../../types.js';
 import { withTempFile } from '../../util/atomic.js';
 import { decompressor, sniffCompression, SNIFF_BYTES, type Compression } from '../decompress.js';
 import { invalidBase, parseImageConfig, parseJson } from '../image-json.js';
 import { BaseLayer } from '../stored-layer.js';
-import type { BaseImage } from '../../base/read.js';
 import { readTarMembers, openMember, readMember, resolveMember, type TarMembers, type TarMember } from '../../tar/members.js';
 
 interface ArchiveManifestEntry {
@@ -32,7 +32,7 @@ export interface ArchiveImageChoice {
   tag?: string;
 }
 
-export async function readDockerArchive(path: string, cacheDir: string, choice: ArchiveImageChoice = {}): Promise<BaseImage> {
+export async function readDockerArchive(path: string, cacheDir: string, choice: ArchiveImageChoice = {}): Promise<ImageSource> {
   const description = `docker-archive:${path}`;
   const tarPath = await uncompressedArchive(path, cacheDir);
   const index = await readTarMembers(tarPath);
@@ -44,7 +44,7 @@ export async function readDockerArchive(path: string, cacheDir: string, choice: 
 export interface ArchiveImage {
   repoTags: string[];
   configBytes: Buffer;
-  image: BaseImage;
+  image: ImageSource;
 }
 
 /** Every image of a docker-archive (dockerTools mergeImages, `docker save a b`), in manifest.json order. */

@@ -1,5 +1,5 @@
 /**
- * Base images from an OCI image layout directory (ours, skopeo's, umoci's, or the cache of a
+ * Images from an OCI image layout directory (ours, skopeo's, umoci's, or the cache of a
  * registry pull). The image is chosen by tag (`org.opencontainers.image.ref.name`), by manifest
  * digest, or — when the layout holds one image — that one. Image indexes are resolved to the
  * host's platform.
@@ -11,11 +11,10 @@ import { sha256 } from '../../digest.js';
 import { hostPlatform, selectPlatform } from '../../image/platform.js';
 import { blobPath } from './blobs.js';
 import { NixdockError } from '../../errors.js';
-import type { Codec, Descriptor, Digest } from '../../types.js';
+import type { Codec, Descriptor, Digest, ImageSource } from '../../types.js';
 import { descriptorProblem } from '../../image/descriptor.js';
 import { invalidBase, parseImageConfig, parseJson } from '../image-json.js';
 import { BaseLayer } from '../stored-layer.js';
-import type { BaseImage } from '../../base/read.js';
 
 export interface OciSelector {
   tag?: string;
@@ -35,7 +34,7 @@ interface ManifestDocument {
 const REF_NAME = 'org.opencontainers.image.ref.name';
 const INDEX_TYPES = new Set(['application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json']);
 
-export async function readOciLayout(dir: string, select: OciSelector, cacheDir: string, description = `oci:${dir}${select.tag ? `:${select.tag}` : ''}`): Promise<BaseImage> {
+export async function readOciLayout(dir: string, select: OciSelector, cacheDir: string, description = `oci:${dir}${select.tag ? `:${select.tag}` : ''}`): Promise<ImageSource> {
   await readLayoutMarker(dir, description);
   const index = parseIndex(await readFile(join(dir, 'index.json')), `${description} (index.json)`);
   const { descriptor, bytes } = await resolveIndexes(dir, chooseManifest(index.manifests, select, description), description);
