@@ -20,6 +20,13 @@ export function sha256(bytes: Buffer | string): Digest {
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 }
 
+/** `sha256:<hex>` of everything a stream yields (a blob file, say); its errors reject. */
+export async function sha256Of(stream: AsyncIterable<Buffer | string>): Promise<Digest> {
+  const hash = createHash('sha256');
+  for await (const chunk of stream) hash.update(chunk);
+  return `sha256:${hash.digest('hex')}`;
+}
+
 /**
  * The 64 hex characters of a digest (its blob file name). Checked here, the one place a digest
  * becomes a path, so a digest from a registry or a base image (`sha256:../../etc/passwd`) can

@@ -20,7 +20,6 @@
  * Not caught: a blob of another layer that starts with the same store path and has the same
  * size (mod 4 GiB); the image config's diff_id then names the other layer and pulls refuse it.
  */
-import { createHash } from 'node:crypto';
 import { constants as zlib, gunzipSync } from 'node:zlib';
 import { dirname } from 'node:path';
 import { Writable } from 'node:stream';
@@ -278,22 +277,23 @@ function cString(field: Buffer): string {
 /** Downloads the blob, and checks its digest, its decompressed diff_id and size, and how its tar starts. */
 async function decompressesTo(pair: RemotePair, localSize: number, firstStorePath: string | undefined): Promise<boolean> {
   const compressed = new DigestStream();
-  const tar = createHash('sha256');
+  const tar = new DigestStream();
   const head: Buffer[] = [];
-  let size = 0;
+  let headSize = 0;
   const sink = new Writable({
     write(chunk: Buffer, _encoding, done) {
-      tar.update(chunk);
-      if (size < HEAD_BYTES) head.push(chunk);
-      size += chunk.length;
-      done(size > localSize ? new Error('more bytes than the layer has') : null);
+      if (headSize < HEAD_BYTES) {
+        head.push(chunk);
+        headSize += chunk.length;
+      }
+      done(tar.bytes > localSize ? new Error('more bytes than the layer has') : null);
     },
   });
   try {
-    await pipeline(await pair.client.openBlob(pair.blob.digest, pair.blob.size), compressed, autoDecompress(), sink);
+    await pipeline(await pair.client.openBlob(pair.blob.digest, pair.blob.size), compressed, autoDecompress(), tar, sink);
   } catch {
     return false;
   }
   if (firstStorePath !== undefined && !startsWithStorePath(Buffer.concat(head), firstStorePath)) return false;
-  return compressed.digest() === pair.blob.digest && `sha256:${tar.digest('hex')}` === pair.diffId && size === localSize;
+  return compressed.digest() === pair.blob.digest && tar.digest() === pair.diffId && tar.bytes === localSize;
 }

@@ -7,11 +7,11 @@
  * place: no copy of a possibly large file. A compressed one cannot be seeked, so it is
  * decompressed once into the cache, keyed by the archive's sha256, and then served the same way.
  */
-import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { digestHex, sha256Of } from '../../digest.js';
 import { NixdockError } from '../../errors.js';
 import type { ImageSource } from '../../types.js';
 import { withTempFile } from '../../util/atomic.js';
@@ -87,7 +87,7 @@ async function archiveImage(tarPath: string, index: TarMembers, entry: ArchiveMa
 async function uncompressedArchive(path: string, cacheDir: string): Promise<string> {
   const compression = await sniffFile(path);
   if (compression === 'none') return path;
-  const key = await sha256File(path);
+  const key = digestHex(await sha256Of(createReadStream(path)));
   const cached = join(cacheDir, 'base', 'archives', `${key}.tar`);
   // The mtime says when it was last used: gc keeps what was used lately (src/cache/gc-files.ts).
   if (await utimes(cached, new Date(), new Date()).then(() => true, () => false)) return cached;
@@ -157,10 +157,4 @@ async function sniffFile(path: string): Promise<Compression> {
   } finally {
     await file.close();
   }
-}
-
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }

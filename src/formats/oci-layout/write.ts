@@ -3,7 +3,6 @@
  * every image in it shares. Each blob is written once, under a temp name then renamed to its
  * digest; index.json is replaced atomically, so readers see the old or the new image, never half.
  */
-import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -15,7 +14,7 @@ import { MediaType, ociManifest } from '../../image/manifest.js';
 import type { Codec, Descriptor, Digest, Image, ImageConfigFile, Layer, LayerSource, OutputResult } from '../../types.js';
 import { removeAbandonedTemps, tempPathFor, writeFileAtomic, writeNewFile } from '../../util/atomic.js';
 import { compressor } from '../../layer/compress.js';
-import { assertExpected, DigestStream, expectingStream, sha256, type Expected } from '../../digest.js';
+import { assertExpected, DigestStream, expectingStream, sha256, sha256Of, type Expected } from '../../digest.js';
 import { BLOBS_DIR, blobPath } from './blobs.js';
 
 export const ANNOTATION_REF_NAME = 'org.opencontainers.image.ref.name';
@@ -90,13 +89,11 @@ export class OciLayout {
 
   /** Re-reads a blob and checks that its bytes hash to its name. */
   async blobHashesTo(digest: Digest): Promise<boolean> {
-    const hash = createHash('sha256');
     try {
-      for await (const chunk of createReadStream(this.blobPath(digest))) hash.update(chunk as Buffer);
+      return (await sha256Of(createReadStream(this.blobPath(digest)))) === digest;
     } catch {
       return false;
     }
-    return `sha256:${hash.digest('hex')}` === digest;
   }
 
   /** Removes a blob whose bytes are wrong, so the next write puts the right ones under its name. */
