@@ -298,7 +298,7 @@ export interface SourceLayer extends LayerSource {
 export type OutputFormat = import('./build/sinks.js').OutputFormat;
 
 export interface OutputResult {
-  format: OutputFormat | 'stream' | 'podman' | 'docker' | 'registry';
+  format: import('./build/sinks.js').OutputKind;
   /** File or directory written (absent for stream/load). */
   path?: string;
   /** Manifest digest as written in this output (OCI manifest with the chosen layer compression). */

@@ -32,6 +32,8 @@ export interface SinkContext {
 }
 
 export interface ImageSink {
+  /** What its results say they are (OutputResult['format']). */
+  readonly outputs: readonly string[];
   /** Whether this sink has anything to do for the build (its format chosen, the spec naming pushes or engines). */
   wanted(formats: readonly string[], spec: ImageSpec): boolean;
   write(ctx: SinkContext): Promise<OutputResult[]>;
@@ -40,10 +42,12 @@ export interface ImageSink {
 /** Files in the output directory, chosen by `--format` / `formats`, in the order they are written. */
 const FILE_SINKS = {
   oci: {
+    outputs: ['oci'] as const,
     wanted: (formats) => formats.includes('oci'),
     write: async ({ layout, image, codec, written }) => [written(await layout!.addImage(image, codec))],
   },
   'docker-archive': {
+    outputs: ['docker-archive'] as const,
     wanted: (formats) => formats.includes('docker-archive'),
     write: async ({ image, outDir, signal, written, done }) => {
       if (done['docker-archive']) return [written(done['docker-archive'])];
@@ -58,16 +62,20 @@ export const OUTPUT_FORMATS = Object.keys(FILE_SINKS) as Array<keyof typeof FILE
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
 
 /** After the files: pushes to every `push` reference, then loads into every `load` engine. They read the layers' sources, so they run before the plan is disposed. */
-const PUBLISH_SINK: ImageSink = {
+const PUBLISH_SINK = {
+  outputs: ['registry', 'podman', 'docker'] as const,
   wanted: (_formats, spec) => spec.push.length > 0 || spec.load.length > 0,
   // publish reports each push and load on the bus itself, as it finishes.
   write: async ({ spec, image, index, bus, buildId, signal, done }) => {
     const { publish } = await import('../publish.js');
     return publish(spec, image, { index, bus, buildId, signal }, done.registry);
   },
-};
+} satisfies ImageSink;
 
 export const SINKS: readonly ImageSink[] = [...Object.values(FILE_SINKS), PUBLISH_SINK];
+
+/** Every kind of output a build reports (OutputResult['format']): the sinks', and build.ts's single-pass stream. */
+export type OutputKind = (typeof FILE_SINKS)[OutputFormat]['outputs'][number] | (typeof PUBLISH_SINK)['outputs'][number] | 'stream';
 
 /** `ghcr.io/me/app` → `ghcr.io_me_app.tar`: one archive per image name, replaced atomically on each build. */
 export function archiveFileName(name: string): string {
