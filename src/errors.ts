@@ -52,7 +52,18 @@ export interface ErrorDetails {
   expected?: string;
   /** What the user can do about it. */
   hint?: string;
+  /** Every problem found in one file (the first is this error's own), when there are several. */
+  problems?: Problem[];
   cause?: unknown;
+}
+
+/** One of several problems of a file: a config or spec file's errors are reported all at once. */
+export interface Problem {
+  message: string;
+  location?: ErrorLocation;
+  found?: string;
+  expected?: string;
+  hint?: string;
 }
 
 /** Exit codes the CLI guarantees. */
@@ -81,6 +92,7 @@ export class NixdockError extends Error {
   readonly found?: string;
   readonly expected?: string;
   readonly hint?: string;
+  readonly problems?: Problem[];
 
   constructor(code: ErrorCode, message: string, details: ErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
@@ -90,6 +102,7 @@ export class NixdockError extends Error {
     this.found = details.found;
     this.expected = details.expected;
     this.hint = details.hint;
+    this.problems = details.problems;
   }
 
   get exitCode(): number {
@@ -108,6 +121,7 @@ export class NixdockError extends Error {
       ...(this.found !== undefined && { found: this.found }),
       ...(this.expected !== undefined && { expected: this.expected }),
       ...(this.hint !== undefined && { hint: this.hint }),
+      ...(this.problems && { problems: this.problems }),
     };
   }
 }
@@ -119,6 +133,7 @@ export interface SerializedError {
   found?: string;
   expected?: string;
   hint?: string;
+  problems?: Problem[];
 }
 
 /** Normalise anything thrown into a NixdockError (unknown errors become INTERNAL, ENOSPC becomes DISK_FULL). */
@@ -154,16 +169,23 @@ export function withWritePath(err: unknown, path: string): unknown {
 
 /** Human rendering used by the CLI: message, then where / found / expected / hint lines. */
 export function formatError(err: NixdockError): string {
-  const lines = [`error[${err.code}]: ${err.message}`];
-  const loc = err.location;
+  const lines = [`error[${err.code}]: ${err.message}`, ...problemLines(err, '  ')];
+  for (const problem of err.problems?.slice(1) ?? []) lines.push(`- ${problem.message}`, ...problemLines(problem, '    '));
+  return lines.join('\n');
+}
+
+/** The where / found / expected / hint lines of one problem. */
+function problemLines(problem: Problem, indent: string): string[] {
+  const lines: string[] = [];
+  const loc = problem.location;
   if (loc?.file || loc?.field) {
     const at = [loc.file, loc.line !== undefined ? `${loc.line}${loc.column !== undefined ? `:${loc.column}` : ''}` : undefined]
       .filter(Boolean)
       .join(':');
-    lines.push(`  at:       ${[at, loc.field].filter(Boolean).join(' → ')}`);
+    lines.push(`${indent}at:       ${[at, loc.field].filter(Boolean).join(' → ')}`);
   }
-  if (err.found !== undefined) lines.push(`  found:    ${err.found}`);
-  if (err.expected !== undefined) lines.push(`  expected: ${err.expected}`);
-  if (err.hint !== undefined) lines.push(`  hint:     ${err.hint}`);
-  return lines.join('\n');
+  if (problem.found !== undefined) lines.push(`${indent}found:    ${problem.found}`);
+  if (problem.expected !== undefined) lines.push(`${indent}expected: ${problem.expected}`);
+  if (problem.hint !== undefined) lines.push(`${indent}hint:     ${problem.hint}`);
+  return lines;
 }

@@ -1,11 +1,13 @@
 /**
  * Turns zod issues into NixdockErrors that say where (file + field path), what was found,
  * what is allowed and what to do — the same object the CLI prints and the daemon sends.
- * Only the first problem is detailed; the message counts the others, since fixing the first
- * often changes the rest.
+ * Every problem of a file is reported at once (the error's `problems`), each with the line and
+ * column of its field where the file's text shows it (./locate.ts); the error's own fields are
+ * the most telling problem's, and its message counts the others.
  */
 import type { z } from 'zod';
 import { NixdockError, type ErrorCode } from '../errors.js';
+import { locateField } from './locate.js';
 import { LAYER_BUDGET, type IssueDetails } from './schema.js';
 
 export type ConfigErrorCode = Extract<ErrorCode, 'CONFIG_INVALID' | 'SPEC_INVALID'>;
@@ -32,23 +34,47 @@ export interface FieldProblem {
 
 /** A NixdockError for one field of a config or spec file (also used by normalisation). */
 export function fieldError(code: ErrorCode, file: string, problem: FieldProblem): NixdockError {
+  const position = problem.field !== '' ? locateField(file, problem.field) : undefined;
   return new NixdockError(code, problem.message, {
-    location: { file, ...(problem.field !== '' && { field: problem.field }) },
+    location: { file, ...(problem.field !== '' && { field: problem.field }), ...position },
     found: problem.found,
     expected: problem.expected,
     hint: problem.hint,
   });
 }
 
-/** Validates `ctx.input` with `ctx.schema`; throws the first problem as a NixdockError. */
+/** Validates `ctx.input` with `ctx.schema`; throws every problem, the most telling first, as one NixdockError. */
 export function validate<T>(ctx: ValidationContext): T {
   const result = ctx.schema.safeParse(ctx.input);
   if (result.success) return result.data as T;
   const issues = result.error.issues;
-  const problem = explain(mostTelling(issues), [], ctx);
-  const others = issues.length - 1;
-  if (others > 0) problem.message += ` (and ${others} more problem${others > 1 ? 's' : ''} in this file)`;
-  throw fieldError(ctx.code, ctx.file, problem);
+  const ordered = [mostTelling(issues), ...issues.filter((i) => i !== mostTelling(issues))];
+  const problems = ordered.flatMap((issue) => (issue.code === 'unrecognized_keys' ? issue.keys.map((key) => unknownField(key, issue.path, ctx)) : [explain(issue, [], ctx)]));
+  throw combineErrors(problems.map((problem) => fieldError(ctx.code, ctx.file, problem)));
+}
+
+/**
+ * Several errors of one file (or one load) as one NixdockError: the first's fields, a message
+ * counting the rest, and all of them in `problems`. Duplicates (same field, same message) go.
+ */
+export function combineErrors(errors: NixdockError[]): NixdockError {
+  const seen = new Set<string>();
+  const unique = errors.filter((e) => {
+    const key = `${e.location?.file}\0${e.location?.field}\0${e.message}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+  const [first] = unique;
+  if (unique.length === 1) return first!;
+  const others = unique.length - 1;
+  return new NixdockError(first!.code, `${first!.message} (and ${others} more problem${others > 1 ? 's' : ''}, listed below)`, {
+    location: first!.location,
+    found: first!.found,
+    expected: first!.expected,
+    hint: first!.hint,
+    problems: unique.map((e) => ({ message: e.message, location: e.location, found: e.found, expected: e.expected, hint: e.hint })),
+  });
 }
 
 /** A typo'd field name explains the "missing field" issue that usually comes with it: report it first. */
@@ -64,7 +90,7 @@ function explain(issue: Issue, base: PathKey[], ctx: ValidationContext): FieldPr
   const name = `\`${field || 'the file'}\``;
   switch (issue.code) {
     case 'unrecognized_keys':
-      return unknownField(issue.keys[0]!, path, ctx);
+      return unknownField(issue.keys[0]!, path, ctx); // (validate lists every key; a union branch names its first)
     case 'invalid_union':
       return explainUnion(issue, path, ctx);
     case 'invalid_type':

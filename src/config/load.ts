@@ -9,7 +9,7 @@ import { cosmiconfig, type Loader } from 'cosmiconfig';
 import picomatch from 'picomatch';
 import { z } from 'zod';
 import { NixdockError } from '../errors.js';
-import { fieldError, validate, type ConfigErrorCode } from './errors.js';
+import { combineErrors, fieldError, validate, type ConfigErrorCode } from './errors.js';
 import { importDefault, localImports } from './modules.js';
 import { DEFAULT_STORE_DIR, normalizeImage, normalizeTopLevel } from './normalize.js';
 import { configSchema, imageSpecSchema, specFileImagesSchema, type ImageSpecInput, type NixdockConfigInput } from './schema.js';
@@ -50,7 +50,7 @@ export async function loadConfig(opts: LoadConfigOptions): Promise<ResolvedConfi
   const topLevel = normalizeTopLevel(input, root);
   const storeDir = topLevel.store.storeDir;
 
-  const images = (input.images ?? []).map((image, i) =>
+  const images = everyImage(input.images ?? [], (image, i) =>
     normalizeImage(image, { code: 'CONFIG_INVALID', file: configFile, field: `${prefix ? `${prefix}.` : ''}images[${i}]`, root, storeDir }),
   );
   const specFiles = findSpecFiles(root, topLevel.specGlobs, configFile, prefix);
@@ -158,13 +158,29 @@ export async function loadSpecFile(file: string, root: string, opts: LoadSpecOpt
 
   if (Array.isArray(data)) {
     const images = validate<ImageSpecInput[]>({ ...validation, field: '', schema: z.array(imageSpecSchema) });
-    return images.map((image, i) => toSpec(image, `[${i}]`));
+    return everyImage(images, (image, i) => toSpec(image, `[${i}]`));
   }
   if (data !== null && typeof data === 'object' && 'images' in data) {
     const { images } = validate<z.infer<typeof specFileImagesSchema>>({ ...validation, field: '', schema: specFileImagesSchema });
-    return images.map((image, i) => toSpec(image, `images[${i}]`));
+    return everyImage(images, (image, i) => toSpec(image, `images[${i}]`));
   }
   return [toSpec(validate<ImageSpecInput>({ ...validation, field: '', schema: imageSpecSchema }), '')];
+}
+
+/** Normalises every image of a file; the problems of all of them are thrown together. */
+function everyImage<T>(inputs: T[], normalize: (input: T, index: number) => ImageSpec): ImageSpec[] {
+  const images: ImageSpec[] = [];
+  const errors: NixdockError[] = [];
+  inputs.forEach((input, i) => {
+    try {
+      images.push(normalize(input, i));
+    } catch (err) {
+      if (!(err instanceof NixdockError)) throw err;
+      errors.push(err);
+    }
+  });
+  if (errors.length > 0) throw combineErrors(errors);
+  return images;
 }
 
 /**

@@ -118,13 +118,13 @@ function normalizeContents(entry: ContentsEntryInput, ctx: SpecContext): Content
   const dir = dirname(ctx.file);
   if (typeof entry !== 'string') {
     if ('storePath' in entry) return storePath(entry.storePath, ctx);
-    if ('nix' in entry) return nixFile(resolve(dir, entry.nix), entry.attr);
+    if ('nix' in entry) return nixFile(resolve(dir, entry.nix), entry.attr, entry.nix, { ...ctx, field: joinField(ctx.field, ['nix']) });
     if ('flake' in entry) return { kind: 'installable', installable: { kind: 'flake', ref: absoluteFlakeRef(entry.flake, dir) } };
     return localDir(resolve(dir, entry.dir), entry.dir, ctx);
   }
   if (entry.startsWith(`${ctx.storeDir}/`)) return storePath(entry, ctx);
   const nix = /^(.*\.nix)(?:#(.*))?$/.exec(entry);
-  if (nix) return nixFile(resolve(dir, nix[1]!), nix[2] || undefined);
+  if (nix) return nixFile(resolve(dir, nix[1]!), nix[2] || undefined, nix[1]!, ctx);
   if (entry.includes('#') || /^[a-z][a-z0-9+.-]*:/.test(entry)) {
     return { kind: 'installable', installable: { kind: 'flake', ref: absoluteFlakeRef(entry, dir) } };
   }
@@ -163,7 +163,18 @@ function storeFile(path: string, field: string, ctx: SpecContext): string {
   });
 }
 
-function nixFile(file: string, attr: string | undefined): ContentsEntry {
+/** A Nix file installable; a file that is not there is bad input (exit 2) naming the field, not a failed nix-build. */
+function nixFile(file: string, attr: string | undefined, written: string, ctx: SpecContext): ContentsEntry {
+  const stat = statSync(file, { throwIfNoEntry: false });
+  if (!stat || (stat.isDirectory() && !statSync(resolve(file, 'default.nix'), { throwIfNoEntry: false }))) {
+    throw fieldError(ctx.code, ctx.file, {
+      field: ctx.field,
+      message: `\`${ctx.field}\` names the Nix file ${file}, which does not exist`,
+      found: render(written),
+      expected: 'an existing .nix file (or a directory with a default.nix), relative to the file that names it',
+      hint: `Fix the path (relative to ${dirname(ctx.file)}) or create the file.`,
+    });
+  }
   const installable: Installable = { kind: 'file', file, ...(attr !== undefined && { attr }) };
   return { kind: 'installable', installable };
 }

@@ -69,6 +69,10 @@ test('bad input: clear errors, exit codes, --json errors, and the last good outp
       image: { ...good, contents: [{ storePath: '/usr/bin/busybox' }] },
       exit: 2, code: 'CONFIG_INVALID', says: [/\/usr\/bin\/busybox/, /not a store path/],
     },
+    'a Nix file that does not exist': {
+      image: { ...good, contents: ['./app.nix', './not-there.nix#app'] },
+      exit: 2, code: 'CONFIG_INVALID', says: [/images\[0\]\.contents\[1\]/, /not-there\.nix, which does not exist/, /nixdock\.config\.json:\d+:\d+/],
+    },
     'a Nix expression that fails to evaluate': {
       image: { ...good, contents: ['./broken-eval.nix'] }, exit: 1, code: 'NIX_FAILED', says: [new RegExp(NIX_EXPRESSION_ERROR)],
     },

@@ -68,6 +68,7 @@ test('spec files: JSON, TS with defineImage, {images: […]}, arrays; paths rela
     'nixdock.config.json': { specs: ['images/*.json', 'specs/**/*.ts'], store: { type: 'nix', storeDir: '/nix/store' } },
     'images/one.json': { name: 'one', contents: ['./root/', '../default.nix#app', '.#pkg', 'nixpkgs#hello'], watch: ['src/**'] },
     'images/root/etc/motd': 'hi',
+    'default.nix': '{ app = null; }',
     'images/many.json': { images: [{ name: 'two', fromImage: 'oci:../base:v1' }, { name: 'three', nixpkgsConf: './conf.json' }] },
     'images/notes.txt': 'not a spec',
     'specs/deep/list.ts': `

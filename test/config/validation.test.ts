@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadConfig } from '../../src/config/load.js';
+import { formatError } from '../../src/errors.js';
 import { rejectsWith, type Expected } from '../helpers/errors.js';
 import { tempProject } from '../helpers/project.js';
 
@@ -72,7 +73,13 @@ test('problems in spec files are SPEC_INVALID with the spec file and the path in
     'specs/web.ts': `export default { images: [{ name: 'ok' }, { name: 'web', tag: 'v1', config: { Cmd: 'x' }, maxLayers: 500, uid: -1 }] };`,
   });
   const err = await rejectsWith(loadConfig({ cwd: dir }), { code: 'SPEC_INVALID', file: join(dir, 'specs/web.ts'), field: 'images[1].config.Cmd' });
-  assert.match(err.message, /and 2 more problems in this file/);
+  assert.match(err.message, /and 2 more problems, listed below/);
+  // All three, each at its line and column in the TS file (its object literal read as written).
+  assert.deepEqual(err.problems?.map((p) => [p.location?.field, p.location?.line, p.location?.column]), [
+    ['images[1].config.Cmd', 1, 79],
+    ['images[1].maxLayers', 1, 91],
+    ['images[1].uid', 1, 107],
+  ]);
 
   const single = tempProject(t, { 'nixdock.config.json': { specs: ['one.json'] }, 'one.json': { name: 'x', archtecture: 'arm64' } }).dir;
   await rejectsWith(loadConfig({ cwd: single }), { code: 'SPEC_INVALID', file: join(single, 'one.json'), field: 'archtecture', message: /did you mean `architecture`/ });
@@ -105,4 +112,50 @@ test('shorthand forms are normalised to the OCI config forms', async (t) => {
   assert.deepEqual(image?.fromImage, { kind: 'registry', ref: 'alpine:3.19', allowTag: true });
   assert.equal(image?.mtime, '1970-01-01T00:00:01Z', 'mtime stays at 1970 whatever created says, as in dockerTools');
   assert.deepEqual([image?.push, image?.load], [['localhost:5000/team/app:v1'], ['podman']]);
+});
+
+test('every problem of a config file comes at once, each at its line and column (TS config, JSON spec, package.json)', async (t) => {
+  const ts = [
+    "import { defineConfig } from 'nixdock';",
+    '// { a brace in a comment',
+    'export default defineConfig({',
+    '  images: [',
+    "    { name: 'a', maxLayer: 3, config: { Cmd: `/bin/${'x'}` } },",
+    "    { name: 'b', architecture: 'x86_64' },",
+    '  ],',
+    '});',
+  ].join('\n');
+  const { dir } = tempProject(t, { 'nixdock.config.ts': ts });
+  const err = await rejectsWith(loadConfig({ cwd: dir }), { code: 'CONFIG_INVALID', field: 'images[0].maxLayer', message: /and 2 more problems/ });
+  assert.deepEqual(err.problems?.map((p) => [p.location?.field, p.location?.line, p.location?.column]), [
+    ['images[0].maxLayer', 5, 18],
+    ['images[0].config.Cmd', 5, 41],
+    ['images[1].architecture', 6, 18],
+  ]);
+  assert.deepEqual([err.location?.line, err.location?.column], [5, 18]);
+  // The CLI prints them all.
+  const printed = formatError(err);
+  for (const at of ['nixdock.config.ts:5:18 → images[0].maxLayer', 'nixdock.config.ts:5:41 → images[0].config.Cmd', 'nixdock.config.ts:6:18 → images[1].architecture']) assert.ok(printed.includes(at), printed);
+
+  const { dir: spec } = tempProject(t, {
+    'nixdock.config.json': { specs: ['s.json'] },
+    's.json': '{\n  "images": [\n    { "name": "c", "bogus": 1 },\n    { "name": "d", "maxLayers": 500 }\n  ]\n}\n',
+  });
+  const specErr = await rejectsWith(loadConfig({ cwd: spec }), { code: 'SPEC_INVALID', field: 'images[0].bogus' });
+  assert.deepEqual(specErr.problems?.map((p) => [p.location?.field, p.location?.line, p.location?.column]), [
+    ['images[0].bogus', 3, 20],
+    ['images[1].maxLayers', 4, 20],
+  ]);
+
+  const { dir: pkg } = tempProject(t, { 'package.json': '{\n  "name": "x",\n  "nixdock": {\n    "images": [{ "name": "e", "uid": "0" }]\n  }\n}\n' });
+  await rejectsWith(loadConfig({ cwd: pkg }), { code: 'CONFIG_INVALID', field: 'nixdock.images[0].uid' }).then((e) => assert.deepEqual([e.location?.line, e.location?.column], [4, 31]));
+});
+
+test('a contents .nix file that does not exist is bad input naming the field, for every image of the file', async (t) => {
+  const { dir } = tempProject(t, {
+    'nixdock.config.json': { images: [{ name: 'a', contents: ['./missing.nix#app'] }, { name: 'b', contents: [{ nix: './gone.nix' }] }] },
+  });
+  const err = await rejectsWith(loadConfig({ cwd: dir }), { code: 'CONFIG_INVALID', field: 'images[0].contents[0]', message: /missing\.nix, which does not exist/, found: /"\.\/missing\.nix"/ });
+  assert.equal(err.exitCode, 2);
+  assert.deepEqual(err.problems?.map((p) => p.location?.field), ['images[0].contents[0]', 'images[1].contents[0].nix']);
 });

@@ -50,11 +50,17 @@ const short = (d) => (d ? d.replace(/^sha256:/, '').slice(0, 12) : '');
 const pathName = (p) => p.replace(/^.*\/[0-9a-z]{32}-/, '');
 
 function errorHtml(error) {
-  const loc = error.location || {};
-  const where = [loc.file, loc.line != null ? loc.line : null].filter((x) => x != null).join(':');
-  const rows = [['found', error.found], ['expected', error.expected], ['hint', error.hint]].filter(([, v]) => v != null);
   return `<strong>${esc(error.code)}</strong> <pre class="message">${esc(error.message)}</pre>`
-    + (where || loc.field ? `<div class="where">${esc(where)}${loc.field ? ` → ${esc(loc.field)}` : ''}</div>` : '')
+    + problemHtml(error)
+    + (error.problems || []).slice(1).map((p) => `<div class="problem"><pre class="message">${esc(p.message)}</pre>${problemHtml(p)}</div>`).join('');
+}
+
+/** Where a problem is (file:line:column → field) and its found / expected / hint. */
+function problemHtml(problem) {
+  const loc = problem.location || {};
+  const where = [loc.file, loc.line != null ? loc.line : null, loc.line != null && loc.column != null ? loc.column : null].filter((x) => x != null).join(':');
+  const rows = [['found', problem.found], ['expected', problem.expected], ['hint', problem.hint]].filter(([, v]) => v != null);
+  return (where || loc.field ? `<div class="where">${esc(where)}${loc.field ? ` → ${esc(loc.field)}` : ''}</div>` : '')
     + (rows.length ? `<dl>${rows.map(([k, v]) => `<dt>${k}</dt><dd>${esc(v)}</dd>`).join('')}</dl>` : '');
 }
 
